@@ -149,9 +149,7 @@ def build_robot_spec(params: RobotParams, visual: bool) -> mujoco.MjSpec:
     for geom in list(spec.geoms):
         if geom.type != mujoco.mjtGeom.mjGEOM_MESH:
             continue
-        if geom.contype or geom.conaffinity:  # the original collision meshes: replaced below
-            spec.delete(geom)
-        elif not visual:
+        if geom.contype or geom.conaffinity or not visual:  # the original collision meshes: replaced below
             spec.delete(geom)
     if not visual:
         for mesh in list(spec.meshes):

@@ -1,0 +1,89 @@
+"""Throughput of the batched environment against raw MuJoCo stepping of the same compiled model.
+
+One "env step" is one control period of one environment (`substeps` physics steps). The raw baselines
+step the very model `TaskEnv` steps, at the same substeps, with nothing else: no sensors read back into
+torch, no observations, no reward, no resets. Measurements alternate and the best of each is kept, so the
+ratio is taken under the same load.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import mujoco
+import mujoco.rollout
+import numpy as np
+import torch
+
+from robosmith.reward import compile_reward
+from robosmith.sim.batched_env import STATE_SPEC
+from robosmith.task import TaskSpec
+from robosmith.train.env import TaskEnv
+
+
+def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, repeats: int = 5) -> dict:
+    torch.set_num_threads(1)
+    env = TaskEnv(task, compile_reward(task.reference_reward_body()), num_envs, seed=0)
+    model, substeps, nthread = env.sim.model, env.sim.substeps, env.sim.nthread
+    gen = torch.Generator().manual_seed(0)
+    actions = [torch.rand(num_envs, 6, generator=gen) * 2 - 1 for _ in range(control_steps)]
+
+    state0 = env.sim._state.copy()
+    targets = np.zeros((num_envs, control_steps, model.nu))
+
+    def batched() -> float:
+        env.sim.reset(np.arange(num_envs))
+        env.sim._state[:] = state0
+        t = time.perf_counter()
+        for i, a in enumerate(actions):
+            env.get_observations()  # what the policy would read
+            env.step(a)
+            targets[:, i] = env.sim.target
+        return num_envs * control_steps / (time.perf_counter() - t)
+
+    # Raw: the same initial states and the same joint targets (so the same motions and contacts), all physics
+    # steps in one native rollout call.
+    datas = [mujoco.MjData(model) for _ in range(nthread)]
+    pool = mujoco.rollout.Rollout(nthread=nthread)
+    batched()
+    ctrl = np.repeat(targets, substeps, axis=1)
+
+    def raw_rollout() -> float:
+        t = time.perf_counter()
+        pool.rollout([model] * num_envs, datas, state0, control=ctrl, nstep=substeps * control_steps, skip_checks=True)
+        return num_envs * control_steps / (time.perf_counter() - t)
+
+    def raw_mj_step() -> float:
+        # Single-threaded mj_step over a few environments, Python loop: the naive way.
+        d = mujoco.MjData(model)
+        k = max(1, num_envs // 16)
+        t = time.perf_counter()
+        for _ in range(k):
+            mujoco.mj_setState(model, d, state0[0], STATE_SPEC)
+            for i in range(substeps * control_steps):
+                d.ctrl[:] = ctrl[0, i]
+                mujoco.mj_step(model, d)
+        return k * control_steps / (time.perf_counter() - t)
+
+    best = {"batched": 0.0, "raw_rollout": 0.0, "raw_mj_step_1thread": 0.0}
+    for _ in range(repeats):
+        best["batched"] = max(best["batched"], batched())
+        best["raw_rollout"] = max(best["raw_rollout"], raw_rollout())
+        best["raw_mj_step_1thread"] = max(best["raw_mj_step_1thread"], raw_mj_step())
+    pool.close()
+    env.close()
+    return {
+        "task": task.name,
+        "num_envs": num_envs,
+        "substeps": substeps,
+        "timestep_s": model.opt.timestep,
+        "threads": nthread,
+        "batched_env_steps_per_s": round(best["batched"]),
+        "raw_rollout_env_steps_per_s": round(best["raw_rollout"]),
+        "raw_mj_step_1thread_env_steps_per_s": round(best["raw_mj_step_1thread"]),
+        "ratio_batched_to_raw_rollout": round(best["batched"] / best["raw_rollout"], 3),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "mujoco": mujoco.__version__,
+    }
