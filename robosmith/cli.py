@@ -20,7 +20,7 @@ def _fail(message: str) -> None:
 @app.command()
 def train(
     task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
-    reward: Annotated[Path | None, typer.Option(help="file with compute_reward(s); default: the task's reference")] = None,
+    reward: Annotated[Path | None, typer.Option(help="file defining compute_reward(s)")] = None,
     minutes: Annotated[float | None, typer.Option(help="wall-clock limit of training")] = None,
     iterations: Annotated[int | None, typer.Option(help="PPO iterations at most")] = None,
     num_envs: Annotated[int | None, typer.Option(help="parallel environments")] = None,
