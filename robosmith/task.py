@@ -111,7 +111,16 @@ class TaskSpec:
         out["domain_randomization"] = [
             {"name": p.name, "nominal": p.nominal, "bounds": [p.low, p.high]} for p in self.domain_randomization
         ]
-        return out
+        return _lists(out)
+
+
+def _lists(value: Any) -> Any:
+    """Tuples to lists, recursively: the dict is then exactly what YAML or JSON would give back."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------------------------------- loading

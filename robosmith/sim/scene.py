@@ -80,6 +80,9 @@ def build_scene_spec(cfg: SceneConfig, visual: bool) -> mujoco.MjSpec:
     opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     opt.impratio = 10  # stiffer friction: grasped objects slip less
+    # MuJoCo would silently put a diverging environment back to qpos0; we want the NaN to surface so that
+    # BatchedEnv resets it from the task's own distribution and counts it.
+    opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
     world = spec.worldbody
 
     table = world.add_geom()

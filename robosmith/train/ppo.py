@@ -151,7 +151,7 @@ def train(
                 "collect_s": t1 - t0,
                 "learn_s": t2 - t1,
                 **stats.summary(),
-                "action_std": float(ppo.get_policy().output_std.mean()),
+                "action_std": float(ppo.get_policy().output_std.detach().mean()),
                 **{f"loss/{k}": float(v) for k, v in losses.items()},
             }
             metrics.write(json.dumps(row) + "\n")

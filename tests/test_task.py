@@ -1,0 +1,79 @@
+"""Task files: the library loads, and malformed files stop with one line naming the file and the field."""
+
+import pytest
+import torch
+import yaml
+
+from robosmith.reward import RewardTerm, compile_reward, terms_to_body
+from robosmith.sim.state import SimState
+from robosmith.task import TASKS_DIR, TaskError, available_tasks, load_task, task_from_dict
+
+
+@pytest.mark.parametrize("name", ["so101_reach", "so101_lift", "so101_pick_place"])
+def test_library_tasks_load_and_round_trip(name):
+    task = load_task(name)
+    assert task.name == name
+    assert task.description and task.reward and task.domain_randomization
+    again = task_from_dict(task.to_dict())
+    assert again.to_dict() == task.to_dict()
+
+
+def test_available_tasks_lists_the_library():
+    assert {"so101_reach", "so101_lift", "so101_pick_place"} <= set(available_tasks())
+
+
+def _write_broken(tmp_path, edit):
+    raw = yaml.safe_load((TASKS_DIR / "so101_lift.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda r: r.update(colour="red"), "colour: unknown key"),
+        (lambda r: r.pop("success"), "success: missing"),
+        (lambda r: r.update(success="s.object_pos[:, 2] > s.no_such_field"), "success: does not evaluate"),
+        (lambda r: r.update(success="s.object_pos > 0.1"), "success: must give one bool per environment"),
+        (lambda r: r["reward"][1].update(expr="torch.nope(s.ee_pos)"), "reward[1].expr: does not evaluate"),
+        (lambda r: r["reward"][0].update(wieght=2.0), "reward[0].wieght: unknown key"),
+        (lambda r: r["scene"].update(cube_size=0.5), "scene: cube_size must be within"),
+        (lambda r: r["train"].update(num_envs="many"), "train.num_envs: expected int"),
+        (lambda r: r.update(observations=["joint_pos", "goal_pos_x"]), "observations: 'goal_pos_x' is not"),
+        (lambda r: r["domain_randomization"][0].update(nominal=100.0), "domain_randomization[0].nominal"),
+        (lambda r: r.update(episode_length=0), "episode_length: must be a whole number"),
+        (lambda r: r.update(control_hz=30), "control_hz: must divide"),
+    ],
+)
+def test_malformed_task_names_file_and_field(tmp_path, edit, field):
+    path = _write_broken(tmp_path, edit)
+    with pytest.raises(TaskError) as err:
+        load_task(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ")
+    assert field in message
+    assert "\n" not in message
+
+
+def test_unknown_task_lists_known_ones():
+    with pytest.raises(TaskError, match="known: .*so101_reach"):
+        load_task("so101_juggle")
+
+
+def test_reward_terms_render_to_a_body_with_weighted_components():
+    terms = (
+        RewardTerm("near", 2.0, "1.0 - torch.tanh(torch.norm(s.ee_pos - s.goal_pos, dim=-1) / {std})", {"std": 0.1}),
+        RewardTerm("still", -0.5, "torch.sum(s.joint_vel ** 2, dim=-1)"),
+    )
+    body = terms_to_body(terms)
+    assert "/ 0.1)" in body and "{std}" not in body
+    state = SimState.zeros(3, has_object=False, has_goal=True)
+    state.goal_pos[:, 0] = 0.1
+    state.joint_vel[:, 0] = 2.0
+    total, parts = compile_reward(body)(state)
+    expected_near = 2.0 * (1 - torch.tanh(torch.tensor(1.0)))
+    assert torch.allclose(parts["near"], expected_near.expand(3))
+    assert torch.allclose(parts["still"], torch.full((3,), -2.0))
+    assert torch.allclose(total, parts["near"] + parts["still"])

@@ -1,0 +1,64 @@
+"""Training and evaluation write the run folder contract; the CLI reports bad input in one line."""
+
+import json
+
+from typer.testing import CliRunner
+
+from robosmith.cli import app
+from robosmith.runs import read_metrics
+from robosmith.task import load_task
+from robosmith.train.evaluate import evaluate_run, wilson_interval
+from robosmith.train.ppo import TrainSettings, train
+
+
+def test_wilson_interval():
+    low, high = wilson_interval(95, 100)
+    assert 0.88 < low < 0.89 and 0.978 < high < 0.979
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_train_and_evaluate_write_the_run_folder(tmp_path):
+    task = load_task("so101_lift")
+    settings = TrainSettings.from_task(task, num_envs=16, max_iterations=3, steps_per_iteration=50, eval_episodes=6)
+    run = tmp_path / "run"
+    last = train(task, task.reference_reward_body(), run, settings, progress=False)
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"]["name"] == "so101_lift" and config["settings"]["num_envs"] == 16
+    assert (run / "reward.py").read_text() == task.reference_reward_body()
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    assert rows[-1] == last and last["env_steps"] == 3 * 16 * 50
+    for key in ("env_steps_per_s", "mean_reward", "success_rate", "episode_length", "unstable_resets"):
+        assert key in last
+    assert {f"reward/{t.name}" for t in task.reward} <= set(last)
+    # Episodes are 100 steps; staggered starts make some finish within 150 steps of 16 environments.
+    assert rows[-1]["episodes"] > 0 and 1 <= rows[-1]["episode_length"] <= 100
+    assert (run / "checkpoints" / "model.pt").is_file()
+
+    result = evaluate_run(run, episodes=6, video_episodes=1, progress=False)
+    assert result["episodes"] == 6 and 0 <= result["success_rate"] <= 1
+    assert result["ci95"][0] <= result["success_rate"] <= result["ci95"][1]
+    assert json.loads((run / "eval.json").read_text()) == result
+    assert (run / "eval.mp4").stat().st_size > 1000
+
+
+def test_cli_eval_of_missing_run_is_one_clear_line(tmp_path):
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {tmp_path / 'nope'}: no such run folder"
+
+
+def test_cli_eval_of_run_without_checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    result = CliRunner().invoke(app, ["eval", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no checkpoint" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_train_of_malformed_task(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    result = CliRunner().invoke(app, ["train", str(bad)])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith(f"error: {bad}: ")
