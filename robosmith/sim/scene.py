@@ -163,14 +163,15 @@ def _add_visuals(spec: mujoco.MjSpec, cfg: SceneConfig) -> None:
         else:
             g.type = mujoco.mjtGeom.mjGEOM_CYLINDER
             g.size = [cfg.goal_radius, 0.001, 0]
+            g.pos = [0, 0, 0.0015]  # just above the table top, where the goal point lies
             g.rgba = [0.1, 0.8, 0.2, 0.5]
 
     front = world.add_camera()
     front.name = "front"
-    pos = np.array([0.62, -0.42, 0.42])
+    pos = np.array([0.52, -0.34, 0.34])
     front.pos = pos.tolist()
-    front.quat = _look_at_quat(pos, np.array([0.2, 0.0, 0.05]))
-    front.fovy = 50
+    front.quat = _look_at_quat(pos, np.array([0.17, 0.0, 0.08]))
+    front.fovy = 55
 
     wrist = spec.body(GRIPPER_BODY).add_camera()
     wrist.name = "wrist"
