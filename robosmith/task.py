@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class TaskSpec:
     control_hz: float
     success: str  # expression over SimState `s`, true where an episode has succeeded; checked at its end
     success_target: float  # evaluation success rate at which the task counts as solved
+    params: dict[str, float]  # named numbers the task's expressions use as `{name}` (a sentence may set them)
     observations: tuple[str, ...]  # SimState fields the policy sees
     reward: tuple[RewardTerm, ...]  # the reference reward, written by us
     reset: ResetConfig
@@ -140,13 +142,27 @@ def resolve_task_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def load_task(name_or_path: str | Path) -> TaskSpec:
+def load_task(name_or_path: str | Path, params: dict[str, float] | None = None) -> TaskSpec:
+    """A task from the library or a file; `params` override the task's own parameter defaults."""
     path = resolve_task_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise TaskError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if params and isinstance(raw, dict):
+        known = raw.get("params") or {}
+        for key, value in params.items():
+            if key not in known:
+                raise TaskError(f"{path}: params.{key}: unknown parameter; known: {', '.join(known) or 'none'}")
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise TaskError(f"{path}: params.{key}: must be a number, got {value!r}")
+        raw = {**raw, "params": {**known, **params}}
     return task_from_dict(raw, path)
+
+
+def substitute_params(expr: str, params: dict[str, float]) -> str:
+    """Write task parameters into an expression; other `{name}` fields (a term's own) are left alone."""
+    return re.sub(r"\{(\w+)\}", lambda m: repr(float(params[m[1]])) if m[1] in params else m[0], expr)
 
 
 def task_from_dict(raw: Any, source: Path | None = None) -> TaskSpec:
@@ -222,6 +238,12 @@ class _Parser:
         if not isinstance(success_target, (int, float)) or not 0 < success_target <= 1:
             raise self.fail("success_target", f"must be in (0, 1], got {success_target!r}")
 
+        params = raw.get("params") or {}
+        if not isinstance(params, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()
+        ):
+            raise self.fail("params", "must map names to numbers")
+        params = {str(k): float(v) for k, v in params.items()}
         scene = self.scene(raw.get("scene"))
         observations = self.observations(raw["observations"], scene)
         train = self.train_defaults(raw.get("train"))
@@ -231,10 +253,11 @@ class _Parser:
             scene=scene,
             episode_length=episode_length,
             control_hz=float(control_hz),
-            success=raw["success"].strip(),
+            success=substitute_params(raw["success"].strip(), params),
             success_target=float(success_target),
+            params=params,
             observations=observations,
-            reward=self.reward_terms(raw["reward"]),
+            reward=self.reward_terms(raw["reward"], params),
             reset=self.dataclass_from(ResetConfig, raw.get("reset"), "reset"),
             action_mode=raw.get("action_mode", "delta"),
             action_scale=float(raw.get("action_scale", 0.1)),
@@ -281,12 +304,13 @@ class _Parser:
                 raise self.fail(f"obs_noise.{name}", f"must be a std >= 0, got {std!r}")
         return {k: float(v) for k, v in raw.items()}
 
-    def reward_terms(self, raw: Any) -> tuple[RewardTerm, ...]:
+    def reward_terms(self, raw: Any, task_params: dict[str, float]) -> tuple[RewardTerm, ...]:
         if not isinstance(raw, list) or not raw:
             raise self.fail("reward", "must be a non-empty list of terms (name, weight, expr, params)")
         terms, names = [], set()
         for i, item in enumerate(raw):
             term = self.dataclass_from(RewardTerm, item, f"reward[{i}]")
+            term = dataclasses.replace(term, expr=substitute_params(term.expr, task_params))
             if term.name in names:
                 raise self.fail(f"reward[{i}].name", f"duplicate term {term.name!r}")
             names.add(term.name)
