@@ -89,6 +89,119 @@ def _print_eval(run_dir: Path, result: dict) -> None:
 
 
 @app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="a task name or file, or a sentence: 'lift the cube 10 cm'")],
+    dry_run: Annotated[bool, typer.Option(help="choose and save the task, then stop")] = False,
+    candidates: Annotated[int, typer.Option(help="reward candidates per iteration")] = 4,
+    iterations: Annotated[int, typer.Option(help="iterations at most")] = 3,
+    train_minutes: Annotated[float, typer.Option(help="training time per candidate")] = 5.0,
+    num_envs: Annotated[int | None, typer.Option(help="environments per candidate")] = None,
+    parallel: Annotated[int, typer.Option(help="candidates training at once (0: one per core)")] = 0,
+    max_hours: Annotated[float | None, typer.Option(help="wall-clock limit of the whole loop")] = None,
+    eval_episodes: Annotated[int, typer.Option()] = 100,
+    seed: Annotated[int, typer.Option()] = 0,
+    offline: Annotated[bool, typer.Option(help="use the offline proposer even if an LLM is configured")] = False,
+    llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="model name (or ROBOSMITH_LLM_MODEL)")] = None,
+    llm_temperature: Annotated[float | None, typer.Option()] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="stop when LLM calls have cost this much")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>)")] = None,
+) -> None:
+    """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate."""
+    from robosmith.agent.llm import LLMClient, LLMConfig
+    from robosmith.agent.loop import LoopSettings, RewardLoop
+    from robosmith.agent.task_from_text import NoMatchingTask, choose_task
+    from robosmith.runs import new_run_dir
+    from robosmith.task import TaskError
+
+    try:
+        llm = None if offline else LLMConfig.from_env(
+            base_url=llm_base_url, model=llm_model, temperature=llm_temperature, samples=candidates,
+            budget_usd=budget_usd,
+        )
+        llm = llm if llm and llm.configured else None
+        settings = LoopSettings(
+            candidates=candidates, max_iterations=iterations, train_minutes=train_minutes, num_envs=num_envs,
+            parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed,
+        )
+    except ValueError as e:
+        _fail(str(e))
+    staging = out if out else new_run_dir("run")
+    try:
+        client = LLMClient(llm, staging / "llm_calls.jsonl") if llm else None
+        choice = choose_task(task, client)
+    except (TaskError, NoMatchingTask) as e:
+        _fail(str(e))
+    typer.echo(f"task: {choice.spec.name} ({choice.how}: {choice.why})")
+    if choice.spec.params:
+        typer.echo("parameters: " + ", ".join(f"{k}={v:g}" for k, v in choice.spec.params.items()))
+    typer.echo(f"success: {choice.spec.success}")
+    if out is None:  # name the folder after the task, now that it is known
+        named = staging.with_name(staging.name.removesuffix("-run") + f"-{choice.spec.name}")
+        staging = staging.rename(named) if not named.exists() else staging
+    loop = RewardLoop.create(staging, choice.spec, settings, llm, {"input": task, "how": choice.how, "why": choice.why})
+    typer.echo(f"run folder: {staging}  (task saved to task.yaml)")
+    if loop.client:
+        typer.echo(f"proposer: LLM {llm.model} at {llm.base_url or 'api.openai.com'}")
+    else:
+        typer.echo("proposer: offline (evolutionary search over the task's reward terms; no LLM configured)")
+    if dry_run:
+        return
+    _finish(loop, loop.run())
+
+
+@app.command()
+def resume(run: Annotated[Path, typer.Argument(help="run folder of `robosmith run`")]) -> None:
+    """Continue a reward-design run that was killed or interrupted, from its last checkpoint."""
+    from robosmith.agent.loop import RewardLoop
+
+    if not (run / "run.json").is_file():
+        _fail(f"{run}: not a reward-design run (no run.json)")
+    loop = RewardLoop.open(run)
+    typer.echo(f"resuming {run} (proposer: {loop.proposer.name})")
+    _finish(loop, loop.run(resume=True))
+
+
+def _finish(loop, state: dict) -> None:
+    summary = loop.write_summary(state)
+    typer.echo(f"stopped: {summary['stop_reason']}")
+    best = summary["best"]
+    if best:
+        typer.echo(f"best: candidate {best['id']} with evaluation success {best['success_rate']:.0%}")
+        typer.echo(f"best reward: {loop.run_dir / best['dir'] / 'reward.py'}")
+        typer.echo(f"video: {loop.run_dir / best['dir'] / 'eval.mp4'}")
+    else:
+        typer.echo("no candidate trained successfully")
+    typer.echo(f"summary: {loop.run_dir / 'summary.json'}")
+
+
+@app.command("check-reward")
+def check_reward(
+    file: Annotated[Path, typer.Argument(help="a file defining compute_reward(s)")],
+    task: Annotated[str, typer.Option(help="task whose states the reward is tried on")] = "so101_reach",
+) -> None:
+    """Run the same checks as the agent loop on a reward file: OK, or the reason it is rejected."""
+    import tempfile
+
+    from robosmith.agent.sandbox import RewardRejected, validate_reward
+    from robosmith.task import TaskError, load_task
+
+    if not file.is_file():
+        _fail(f"{file}: no such file")
+    try:
+        spec = load_task(task)
+    except TaskError as e:
+        _fail(str(e))
+    with tempfile.TemporaryDirectory(prefix="robosmith-check-") as tmp:
+        try:
+            stats = validate_reward(file.read_text(), spec, Path(tmp))
+        except RewardRejected as e:
+            typer.echo(f"REJECTED ({e.stage} check): {e.reason}")
+            raise typer.Exit(1) from None
+    typer.echo("OK: " + ", ".join(sorted(stats.get("components", {}))))
+
+
+@app.command()
 def bench(
     task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",
     num_envs: Annotated[int, typer.Option()] = 256,

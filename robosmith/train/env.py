@@ -66,9 +66,12 @@ class TaskEnv(VecEnv):
         num_envs: int,
         seed: int = 0,
         auto_reset: bool = True,
+        nthread: int = 0,
     ) -> None:
         self.task, self.reward_fn, self.auto_reset = task, reward_fn, auto_reset
-        self.sim = BatchedEnv(task.scene, task.env_config(num_envs, seed), task.reset, task.has_goal)
+        cfg = task.env_config(num_envs, seed)
+        cfg.nthread = nthread
+        self.sim = BatchedEnv(task.scene, cfg, task.reset, task.has_goal)
         self.num_envs = num_envs
         self.num_actions = 6
         self.max_episode_length = task.episode_length

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from robosmith.reward import compile_reward
+from robosmith.reward import RewardFn, compile_reward
 from robosmith.runs import write_json
 from robosmith.sim.render import SceneRenderer, write_video
 from robosmith.train.env import TaskEnv
@@ -33,11 +34,13 @@ def evaluate_run(
     video_episodes: int = 4,
     seed: int = 12345,
     progress: bool = True,
+    reward_loader: Callable[[str], RewardFn] = compile_reward,
+    threads: int = 0,
 ) -> dict:
     """Roll the run's deterministic policy out for `episodes` fresh episodes; writes eval.json and eval.mp4."""
     task, reward_body, cfg, checkpoint = load_run(run_dir)
     # Each environment plays exactly one episode from a fresh initial state drawn with the eval seed.
-    env = TaskEnv(task, compile_reward(reward_body), episodes, seed=seed, auto_reset=False)
+    env = TaskEnv(task, reward_loader(reward_body), episodes, seed=seed, auto_reset=False, nthread=threads)
     actor = build_actor(env, cfg)
     actor.load_state_dict(checkpoint["actor_state_dict"])
     actor.eval()

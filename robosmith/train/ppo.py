@@ -13,6 +13,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from rsl_rl.algorithms import PPO
 from rsl_rl.models import MLPModel
 from tqdm import tqdm
 
-from robosmith.reward import compile_reward
+from robosmith.reward import RewardFn, compile_reward
 from robosmith.runs import RunError, write_json
 from robosmith.task import TaskSpec, task_from_dict
 from robosmith.train.env import TaskEnv
@@ -102,9 +103,15 @@ def train(
     run_dir: Path,
     settings: TrainSettings,
     progress: bool = True,
+    reward_loader: Callable[[str], RewardFn] = compile_reward,
+    threads: int | None = None,
 ) -> dict:
-    """Train a policy for `task` with `reward_body`; returns the final metrics row."""
-    torch.set_num_threads(os.cpu_count() or 1)
+    """Train a policy for `task` with `reward_body`; returns the final metrics row.
+
+    `reward_loader` turns the body into a function: the agent passes its sandboxed loader for LLM code.
+    """
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
     torch.manual_seed(settings.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
@@ -115,7 +122,7 @@ def train(
         {"task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg, "reward_file": "reward.py"},
     )
 
-    env = TaskEnv(task, compile_reward(reward_body), settings.num_envs, seed=settings.seed)
+    env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads)
     # Staggered episode starts keep resets (and success statistics) spread over every iteration.
     env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
     ppo = build_ppo(env, cfg)

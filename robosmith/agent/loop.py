@@ -1,0 +1,295 @@
+"""The reward-design loop as a langgraph graph: propose, validate, train, reflect, select, iterate.
+
+Every node's result is checkpointed by langgraph's SQLite checkpointer in the run folder, so a run killed at
+any point (SIGKILL included) resumes from its last finished node; the train node skips candidates that
+already have a result, so nothing finished is trained twice.
+
+Run folder:
+    run.json            task, loop settings, proposer, LLM settings (no key)
+    task.yaml           the chosen task spec, saved before anything trains
+    graph.sqlite        the graph checkpoints
+    llm_calls.jsonl     one line per LLM call: tokens, cost, time
+    iter_NN/cand_K/     reward_body.py, reward.py (rendered module), job.json, metrics.jsonl, checkpoints/,
+                        eval.json, eval.mp4, result.json, record.json (kept or dropped, and why)
+    summary.json        what was tried, what won, why the loop stopped
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypedDict
+
+import jinja2
+import yaml
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+
+from robosmith import REPO_ROOT
+from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
+from robosmith.agent.pool import train_candidates
+from robosmith.agent.proposers import LLMProposer, OfflineProposer, ProposalContext, write_proposal
+from robosmith.agent.reflect import candidate_stats, reflection_text
+from robosmith.agent.sandbox import RewardRejected, validate_reward
+from robosmith.agent.worker import JOB_FILE, RESULT_FILE
+from robosmith.runs import write_json
+from robosmith.task import TaskSpec, task_from_dict
+from robosmith.train.ppo import TrainSettings
+
+TEMPLATES_DIR = REPO_ROOT / "templates"
+THREAD = {"configurable": {"thread_id": "reward-loop"}, "recursion_limit": 10_000}
+
+
+@dataclass
+class LoopSettings:
+    candidates: int = 4  # reward candidates per iteration
+    max_iterations: int = 3
+    train_minutes: float = 5.0  # per candidate
+    num_envs: int | None = None  # per candidate; default: the task's
+    parallel: int = 0  # candidates training at once; 0: one per CPU core
+    threads_per_candidate: int = 1
+    max_hours: float | None = None  # wall-clock limit of the whole loop
+    eval_episodes: int = 100
+    video_episodes: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
+            raise ValueError("candidates and max_iterations must be >= 1, train_minutes > 0")
+
+    @property
+    def workers(self) -> int:
+        return self.parallel or max(1, (os.cpu_count() or 1) // self.threads_per_candidate)
+
+    @property
+    def candidate_timeout_s(self) -> float:
+        # Training stops itself at train_minutes; evaluation, video and start-up come on top.
+        return 60.0 * self.train_minutes * 1.5 + 180.0
+
+
+class LoopState(TypedDict, total=False):
+    iteration: int
+    started_at: float
+    candidates: list[dict]  # this iteration's
+    history: list[dict]  # every finished candidate, compact
+    best: dict | None
+    reflection: str
+    component_stats: dict
+    human_feedback: str
+    stop_reason: str
+
+
+class RewardLoop:
+    """Holds what the graph's nodes need but the checkpoint must not: task, settings, proposer."""
+
+    def __init__(self, run_dir: Path, task: TaskSpec, settings: LoopSettings, llm: LLMConfig | None) -> None:
+        self.run_dir, self.task, self.settings = run_dir, task, settings
+        self.client = LLMClient(llm, run_dir / "llm_calls.jsonl") if llm and llm.configured else None
+        self.proposer = LLMProposer(self.client) if self.client else OfflineProposer(seed=settings.seed)
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+        )
+
+    # ------------------------------------------------------------------------------------------ set-up
+    @staticmethod
+    def create(run_dir: Path, task: TaskSpec, settings: LoopSettings, llm: LLMConfig | None,
+               choice: dict | None = None) -> RewardLoop:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "task.yaml").write_text(yaml.safe_dump(task.to_dict(), sort_keys=False))
+        loop = RewardLoop(run_dir, task, settings, llm)
+        write_json(run_dir / "run.json", {
+            "task": task.to_dict(),
+            "task_choice": choice or {},
+            "settings": dataclasses.asdict(settings),
+            "proposer": loop.proposer.name,
+            "llm": llm.public() if llm and llm.configured else None,
+        })
+        return loop
+
+    @staticmethod
+    def open(run_dir: Path, llm_overrides: dict | None = None) -> RewardLoop:
+        """An existing run, for resuming; the LLM key comes from the environment again, never from disk."""
+        info = json.loads((run_dir / "run.json").read_text())
+        task = task_from_dict(info["task"], run_dir / "run.json")
+        settings = LoopSettings(**info["settings"])
+        llm = None
+        if info["llm"]:
+            saved = {k: v for k, v in info["llm"].items() if k != "api_key"}
+            llm = LLMConfig.from_env(**{**saved, **(llm_overrides or {})})
+        return RewardLoop(run_dir, task, settings, llm)
+
+    def folder(self, candidate: dict) -> Path:
+        return self.run_dir / candidate["dir"]
+
+    # ------------------------------------------------------------------------------------------- nodes
+    def propose(self, state: LoopState) -> dict:
+        it = state["iteration"]
+        ctx = ProposalContext(
+            task=self.task, iteration=it, best=state.get("best"), reflection=state.get("reflection", ""),
+            component_stats=state.get("component_stats", {}), human_feedback=state.get("human_feedback", ""),
+        )
+        try:
+            proposals = self.proposer.propose(ctx, self.settings.candidates)
+        except BudgetExceeded as e:
+            return {"candidates": [], "stop_reason": str(e)}
+        except LLMError as e:
+            return {"candidates": [], "stop_reason": f"LLM unavailable: {e}"}
+        candidates = []
+        for k, proposal in enumerate(proposals):
+            rel = f"iter_{it:02d}/cand_{k}"
+            write_proposal(self.run_dir / rel, proposal)
+            candidates.append({
+                "id": f"{it}.{k}", "iteration": it, "dir": rel, "origin": proposal.origin, "genome": proposal.genome,
+                "status": "proposed" if proposal.code else "rejected", "reason": proposal.reason,
+            })
+        return {"candidates": candidates}
+
+    def validate(self, state: LoopState) -> dict:
+        settings = TrainSettings.from_task(
+            self.task, max_minutes=self.settings.train_minutes, num_envs=self.settings.num_envs,
+            seed=self.settings.seed, eval_episodes=self.settings.eval_episodes, max_iterations=100_000,
+        )
+        settings.video_episodes = self.settings.video_episodes
+        out = []
+        for c in state["candidates"]:
+            c = dict(c)
+            folder = self.folder(c)
+            if c["status"] == "proposed":
+                code = (folder / "reward_body.py").read_text()
+                try:
+                    smoke = validate_reward(code, self.task, folder)
+                except RewardRejected as e:
+                    c.update(status="rejected", reason=f"{e.stage} check: {e.reason}")
+                else:
+                    components = sorted(smoke.get("components", {}))
+                    module = self.templates.get_template("cpu/reward.py.j2").render(
+                        task_name=self.task.name, label=f"candidate {c['id']} ({c['origin']})",
+                        components=components, body=code.strip(),
+                    )
+                    (folder / "reward.py").write_text(module)
+                    write_json(folder / JOB_FILE, {
+                        "task": self.task.to_dict(), "settings": dataclasses.asdict(settings),
+                        "reward_file": "reward.py", "threads": self.settings.threads_per_candidate,
+                    })
+                    c.update(status="valid")
+            out.append(c)
+        return {"candidates": out}
+
+    def train(self, state: LoopState) -> dict:
+        folders = [self.folder(c) for c in state["candidates"] if c["status"] == "valid"]
+        train_candidates(
+            folders, parallel=self.settings.workers, timeout_s=self.settings.candidate_timeout_s,
+            threads_per_candidate=self.settings.threads_per_candidate,
+            on_done=lambda folder, result: print(f"  {folder.relative_to(self.run_dir)}: {_outcome(result)}"),
+        )
+        out = []
+        for c in state["candidates"]:
+            c = dict(c)
+            folder = self.folder(c)
+            if c["status"] == "valid":
+                result = json.loads((folder / RESULT_FILE).read_text())
+                c.update({k: v for k, v in result.items() if k != "status"}, status=result["status"])
+                c["stats"] = candidate_stats(folder)
+            out.append(c)
+        return {"candidates": out}
+
+    def reflect(self, state: LoopState) -> dict:
+        trained = [c for c in state["candidates"] if c["status"] == "ok"]
+        top = max(trained, key=_rank, default=None)
+        stats = {k: v for k, v in (top or {}).get("stats", {}).items() if k not in ("success_rate", "episode_length")}
+        return {"reflection": reflection_text(state["candidates"]), "component_stats": stats}
+
+    def select(self, state: LoopState) -> dict:
+        best = state.get("best")
+        trained = [c for c in state["candidates"] if c["status"] == "ok"]
+        top = max(trained, key=_rank, default=None)
+        if top and (best is None or _rank(top) > _rank(best)):
+            best = {
+                "id": top["id"], "iteration": top["iteration"], "dir": top["dir"], "genome": top.get("genome"),
+                "code": (self.folder(top) / "reward_body.py").read_text(),
+                "success_rate": top["success_rate"], "mean_reward": top["mean_reward"],
+            }
+        history = list(state.get("history", []))
+        for c in state["candidates"]:
+            kept = best is not None and c["id"] == best["id"]
+            if c["status"] != "ok":
+                why = f"dropped: {c['status']}: {c['reason']}"
+            elif kept:
+                why = "kept: best evaluation success so far"
+            else:
+                why = f"dropped: evaluation success {c['success_rate']:.0%} below the best ({best['success_rate']:.0%})"
+            record = {k: c.get(k) for k in ("id", "origin", "status", "reason", "success_rate", "ci95",
+                                             "mean_reward", "env_steps", "wall_s")}
+            record.update(kept=kept, why=why)
+            write_json(self.folder(c) / "record.json", record)
+            history.append(record)
+
+        it = state["iteration"]
+        stop = ""
+        if best and best["success_rate"] >= self.task.success_target:
+            stop = f"success target met: {best['success_rate']:.0%} >= {self.task.success_target:.0%}"
+        elif it + 1 >= self.settings.max_iterations:
+            stop = f"iteration limit reached ({self.settings.max_iterations})"
+        elif self.settings.max_hours and time.time() - state["started_at"] > 3600 * self.settings.max_hours:
+            stop = f"time limit reached ({self.settings.max_hours} h)"
+        return {"best": best, "history": history, "iteration": it + 1, "stop_reason": stop}
+
+    # ------------------------------------------------------------------------------------------- graph
+    def graph(self, checkpointer: SqliteSaver):
+        g = StateGraph(LoopState)
+        for name in ("propose", "validate", "train", "reflect", "select"):
+            g.add_node(name, getattr(self, name))
+        g.add_edge(START, "propose")
+        g.add_conditional_edges("propose", lambda s: END if s.get("stop_reason") else "validate")
+        g.add_edge("validate", "train")
+        g.add_edge("train", "reflect")
+        g.add_edge("reflect", "select")
+        g.add_conditional_edges("select", lambda s: END if s.get("stop_reason") else "propose")
+        return g.compile(checkpointer=checkpointer)
+
+    def run(self, resume: bool = False) -> LoopState:
+        conn = sqlite3.connect(self.run_dir / "graph.sqlite", check_same_thread=False)
+        try:
+            app = self.graph(SqliteSaver(conn))
+            if resume:
+                snapshot = app.get_state(THREAD)
+                if not snapshot.next:
+                    return snapshot.values  # finished already
+                final = app.invoke(None, THREAD)
+            else:
+                start: LoopState = {"iteration": 0, "started_at": time.time(), "history": [], "best": None,
+                                    "stop_reason": "", "human_feedback": ""}
+                final = app.invoke(start, THREAD)
+        finally:
+            conn.close()
+        self.write_summary(final)
+        return final
+
+    def write_summary(self, state: LoopState) -> dict:
+        best = state.get("best")
+        summary = {
+            "task": self.task.name,
+            "proposer": self.proposer.name,
+            "iterations": state.get("iteration", 0),
+            "candidates_tried": len(state.get("history", [])),
+            "stop_reason": state.get("stop_reason", ""),
+            "best": {k: v for k, v in best.items() if k != "genome"} if best else None,
+            "llm_cost_usd": self.client.spent_usd() if self.client else 0.0,
+        }
+        write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+
+def _rank(c: dict) -> tuple[float, float]:
+    return (c["success_rate"], c["mean_reward"])
+
+
+def _outcome(result: dict) -> str:
+    if result["status"] == "ok":
+        return f"success {result['success_rate']:.0%}"
+    return f"{result['status']}: {result['reason']}"

@@ -1,0 +1,92 @@
+"""Candidates train in parallel as separate processes, a bounded number at a time, each with a time limit.
+
+A crashed or timed-out candidate is recorded with its reason and the others go on. Results are read from
+each folder's result.json and metrics.jsonl, never from stdout. Candidates that already have a result.json
+(finished before a kill) are not trained again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from robosmith import REPO_ROOT
+from robosmith.agent.worker import RESULT_FILE
+from robosmith.runs import write_json
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # A SIGKILLed loop must not leave trainers running that a resume would then race.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setsid()
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    if not path.is_file():
+        return ""
+    tail = [line for line in path.read_text(errors="replace").splitlines() if line.strip()][-lines:]
+    return " | ".join(tail)[-400:]
+
+
+def train_candidates(
+    folders: list[Path],
+    parallel: int,
+    timeout_s: float,
+    threads_per_candidate: int = 1,
+    on_done: Callable[[Path, dict], None] | None = None,
+) -> None:
+    """Train every folder without a result.json; each worker writes its own result.json."""
+    pending = [f for f in folders if not (f / RESULT_FILE).is_file()]
+    running: dict[Path, tuple[subprocess.Popen, float]] = {}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads_per_candidate),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+    }
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                folder = pending.pop(0)
+                log = (folder / "train.log").open("w")
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "robosmith.agent.worker", str(folder)],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=folder,
+                    preexec_fn=_die_with_parent,
+                )
+                log.close()
+                running[folder] = (proc, time.monotonic())
+            time.sleep(0.5)
+            for folder, (proc, started) in list(running.items()):
+                code = proc.poll()
+                if code is None and time.monotonic() - started > timeout_s:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    write_json(folder / RESULT_FILE, {
+                        "status": "timeout", "reason": f"exceeded the candidate time limit of {timeout_s:.0f} s",
+                    })
+                elif code is None:
+                    continue
+                elif not (folder / RESULT_FILE).is_file():
+                    write_json(folder / RESULT_FILE, {
+                        "status": "crashed",
+                        "reason": f"trainer exited with code {code}: {_log_tail(folder / 'train.log')}",
+                    })
+                del running[folder]
+                if on_done:
+                    on_done(folder, json.loads((folder / RESULT_FILE).read_text()))
+    finally:
+        for proc, _ in running.values():  # interrupted (Ctrl-C): take the trainers down with us
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,55 @@
+"""One candidate's training, run as its own process: `python -m robosmith.agent.worker CANDIDATE_DIR`.
+
+The reward in the folder came from an LLM or a search and passed validation; it is loaded here through the
+sandbox's restricted loader, never in the agent's process. Whatever happens, result.json says how it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import traceback
+from pathlib import Path
+
+from robosmith.agent.sandbox import load_reward_fn
+from robosmith.runs import write_json
+from robosmith.task import task_from_dict
+from robosmith.train.evaluate import evaluate_run
+from robosmith.train.ppo import TrainSettings, train
+
+JOB_FILE = "job.json"
+RESULT_FILE = "result.json"
+
+
+def run_candidate(folder: Path) -> dict:
+    job = json.loads((folder / JOB_FILE).read_text())
+    task = task_from_dict(job["task"], folder / JOB_FILE)
+    settings = TrainSettings(**job["settings"])
+    body = (folder / job["reward_file"]).read_text()
+    threads = int(job.get("threads", 1))
+    result: dict = {"status": "ok", "reason": ""}
+    try:
+        last = train(task, body, folder, settings, progress=False, reward_loader=load_reward_fn, threads=threads)
+        losses = [v for k, v in last.items() if k.startswith("loss/")]
+        if not all(math.isfinite(v) for v in losses) or not math.isfinite(last["mean_reward"]):
+            result.update(status="nan", reason="training produced NaN losses or rewards")
+        ev = evaluate_run(
+            folder, episodes=settings.eval_episodes, video_episodes=settings.video_episodes, progress=False,
+            reward_loader=load_reward_fn, threads=threads,
+        )
+        result.update(
+            success_rate=ev["success_rate"], ci95=ev["ci95"], eval_episodes=ev["episodes"],
+            mean_reward=last["mean_reward"], train_success_rate=last["success_rate"],
+            env_steps=last["env_steps"], wall_s=last["wall_s"],
+        )
+    except Exception as e:  # noqa: BLE001 - any failure of a candidate is recorded, never raised to the loop
+        text = f"{type(e).__name__}: {e}".splitlines()[0][:400]
+        result.update(status="nan" if "nan" in text.lower() else "crashed", reason=text)
+        (folder / "traceback.txt").write_text(traceback.format_exc())
+    write_json(folder / RESULT_FILE, result)
+    return result
+
+
+if __name__ == "__main__":
+    run_candidate(Path(sys.argv[1]))

@@ -1,0 +1,212 @@
+"""The reward-design loop end to end: the real openai client against a local canned server, the offline
+proposer, task choice from sentences, and resuming a run killed with SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from robosmith import REPO_ROOT
+from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
+from robosmith.agent.loop import LoopSettings, RewardLoop
+from robosmith.agent.proposers import OfflineProposer, ProposalContext, extract_code
+from robosmith.agent.task_from_text import NoMatchingTask, choose_task, parse_offline
+from robosmith.cli import app
+from robosmith.task import load_task
+
+from .llm_server import FakeLLMServer, Reply
+
+GOOD = """Here is a reward that pulls the tool point to the target.
+
+```python
+def compute_reward(s):
+    d = torch.norm(s.ee_pos - s.goal_pos, dim=-1)
+    components = {"distance": 1.0 - torch.tanh(d / 0.1), "precision": 1.0 - torch.tanh(d / 0.015)}
+    return components["distance"] + components["precision"], components
+```
+"""
+GOOD_2 = GOOD.replace("0.015", "0.02")
+BROKEN = "```python\ndef compute_reward(s):\n    return torch.norm(s.ee_pos - s.goal_pos, dim=-1\n```"
+HOSTILE = "```python\ndef compute_reward(s):\n    import os\n    os.system('touch /tmp/pwned')\n    return s.ee_pos[:, 0], {}\n```"
+PROSE = "I would reward the robot for getting close to the goal, and penalise jerky motion."
+
+
+def llm_config(url: str, **kw) -> LLMConfig:
+    return LLMConfig(base_url=url, model="test-model", api_key="test", **kw)
+
+
+def test_extract_code_from_fenced_and_bare_answers():
+    assert extract_code(GOOD).startswith("def compute_reward(s):")
+    assert extract_code("def compute_reward(s):\n    return 1, {}") is not None
+    assert extract_code(PROSE) is None
+
+
+def test_client_retries_server_errors_and_logs_tokens(tmp_path):
+    with FakeLLMServer([Reply(status=500), Reply(texts=["hello"])]) as server:
+        client = LLMClient(llm_config(server.url), tmp_path / "calls.jsonl")
+        assert client.complete([{"role": "user", "content": "hi"}], n=2) == ["hello", "hello"]
+    lines = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert lines[0]["error"] == "InternalServerError"
+    assert lines[1]["prompt_tokens"] == 200 and lines[1]["completion_tokens"] == 100
+
+
+def test_client_times_out_and_gives_up(tmp_path):
+    with FakeLLMServer([Reply(texts=["late"], delay_s=3.0)]) as server:
+        client = LLMClient(llm_config(server.url, timeout_s=0.5, max_retries=1), tmp_path / "calls.jsonl")
+        started = time.monotonic()
+        with pytest.raises(LLMError, match="failed 2 times"):
+            client.complete([{"role": "user", "content": "hi"}])
+        assert time.monotonic() - started < 3.0
+
+
+def test_budget_cap_stops_further_calls(tmp_path):
+    with FakeLLMServer([Reply(texts=["ok"])]) as server:
+        cfg = LLMConfig(base_url=server.url, model="gpt-4o", api_key="k", budget_usd=1e-6)
+        client = LLMClient(cfg, tmp_path / "calls.jsonl")
+        client.complete([{"role": "user", "content": "hi"}])
+        assert client.spent_usd() > 0
+        with pytest.raises(BudgetExceeded):
+            client.complete([{"role": "user", "content": "again"}])
+
+
+@pytest.mark.parametrize(
+    "sentence, task, params",
+    [
+        ("lift the cube 10 cm", "so101_lift", {"lift_height": 0.1}),
+        ("touch the point above the table", "so101_reach", {"tolerance": 0.02}),
+        ("reach the target point with the gripper", "so101_reach", {"tolerance": 0.02}),
+        ("put the cube into the green zone", "so101_pick_place", {"zone_radius": 0.03}),
+    ],
+)
+def test_offline_parser_maps_sentences_to_tasks(sentence, task, params):
+    choice = parse_offline(sentence)
+    assert choice.spec.name == task
+    assert choice.spec.params == pytest.approx(params)
+    if task == "so101_lift":
+        assert "0.1125" in choice.spec.success.replace(" ", "") or "0.0125+0.1" in choice.spec.success.replace(" ", "")
+
+
+def test_sentence_matching_no_task_exits_nonzero_and_lists_tasks(tmp_path):
+    with pytest.raises(NoMatchingTask, match="so101_lift"):
+        parse_offline("juggle three balls")
+    result = CliRunner().invoke(app, ["run", "juggle three balls", "--offline", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "no task matches" in result.output and "so101_reach" in result.output
+
+
+def test_dry_run_saves_the_chosen_task(tmp_path):
+    out = tmp_path / "r"
+    result = CliRunner().invoke(app, ["run", "lift the cube 8 cm", "--offline", "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "task: so101_lift" in result.output and "lift_height=0.08" in result.output
+    assert load_task(out / "task.yaml").params["lift_height"] == pytest.approx(0.08)
+    assert (out / "task.yaml").is_file() and not list(out.glob("iter_*"))
+
+
+def test_llm_structured_task_choice(tmp_path):
+    answer = json.dumps({"task": "so101_lift", "params": {"lift_height": 0.12}, "why": "lifting"})
+    with FakeLLMServer([Reply(texts=[answer])]) as server:
+        choice = choose_task("raise the red block by twelve centimetres", LLMClient(llm_config(server.url), tmp_path / "c"))
+        assert server.requests[0]["response_format"] == {"type": "json_object"}
+    assert choice.spec.name == "so101_lift" and choice.spec.params["lift_height"] == pytest.approx(0.12)
+
+
+def test_offline_proposer_starts_from_reference_and_mutates():
+    task = load_task("so101_reach")
+    proposer = OfflineProposer(seed=3)
+    first = proposer.propose(ProposalContext(task, 0), 3)
+    assert first[0].code == task.reference_reward_body()
+    assert len({p.code for p in first}) == 3
+    best = {"id": "0.1", "iteration": 0, "genome": first[1].genome, "code": first[1].code, "success_rate": 0.5}
+    stats = {"distance": {"min": 0.5, "mean": 0.5, "max": 0.5}, "precision": {"min": 0.0, "mean": 0.3, "max": 0.9}}
+    later = proposer.propose(ProposalContext(task, 1, best=best, component_stats=stats), 2)
+    assert all(p.code != first[1].code for p in later)
+    dropped = proposer.propose(ProposalContext(task, 2, best=best, human_feedback="please drop joint_vel"), 2)
+    assert all("joint_vel" not in p.code for p in dropped)
+
+
+def tiny_settings(**kw) -> LoopSettings:
+    base = dict(candidates=4, max_iterations=2, train_minutes=0.05, num_envs=16, parallel=2,
+                eval_episodes=4, video_episodes=1)
+    base.update(kw)
+    return LoopSettings(**base)
+
+
+def test_two_iteration_llm_loop_end_to_end(tmp_path):
+    script = [
+        Reply(texts=[GOOD, BROKEN, HOSTILE, PROSE]),  # iteration 0: one good, three bad
+        Reply(status=500),  # iteration 1: a server error first, then the retry succeeds
+        Reply(texts=[GOOD_2]),
+    ]
+    task = load_task("so101_reach")
+    with FakeLLMServer(script) as server:
+        loop = RewardLoop.create(tmp_path / "run", task, tiny_settings(candidates=4), llm_config(server.url, samples=4))
+        final = loop.run()
+        prompts = server.user_prompts()
+
+    run = tmp_path / "run"
+    records = {r["id"]: r for r in final["history"]}
+    assert records["0.0"]["status"] == "ok"
+    assert records["0.1"]["status"] == "rejected" and "syntax" in records["0.1"]["reason"].lower()
+    assert records["0.2"]["status"] == "rejected" and "import" in records["0.2"]["reason"]
+    assert records["0.3"]["status"] == "rejected" and "no compute_reward" in records["0.3"]["reason"]
+    assert all(records[f"1.{k}"]["status"] == "ok" for k in range(4))
+    assert final["iteration"] == 2 and final["stop_reason"].startswith("iteration limit")
+    # The second prompt carries the reflection on the first iteration: rejections and curves.
+    assert len(prompts) >= 2
+    assert "Candidate 0.2 was rejected before training" in prompts[-1] and "distance:" in prompts[-1]
+    for rid in records:
+        folder = run / f"iter_{int(rid[0]):02d}" / f"cand_{rid[2]}"
+        assert json.loads((folder / "record.json").read_text())["why"]
+    assert (run / "iter_00" / "cand_0" / "eval.json").is_file()
+    assert (run / "iter_00" / "cand_0" / "reward.py").read_text().startswith('"""Reward of so101_reach')
+    calls = [json.loads(x) for x in (run / "llm_calls.jsonl").read_text().splitlines()]
+    assert sum(c.get("completion_tokens", 0) for c in calls) > 0 and any(c.get("error") for c in calls)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["proposer"] == "llm" and summary["best"]["id"] in records
+    assert not Path("/tmp/pwned").exists()
+
+
+def _wait_for(predicate, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
+           "--candidates", "2", "--iterations", "2", "--train-minutes", "0.1", "--num-envs", "16",
+           "--parallel", "2", "--eval-episodes", "4"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: (run / "iter_01" / "cand_0" / "train.log").is_file(), 240), "iteration 2 never began"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = sorted((run / "iter_00").glob("cand_*"))
+    assert len(first) == 2
+    before = {c: ((c / "result.json").stat().st_mtime_ns, (c / "metrics.jsonl").read_text()) for c in first}
+    assert not (run / "iter_01" / "cand_0" / "result.json").is_file()
+
+    result = CliRunner().invoke(app, ["resume", str(run)])
+    assert result.exit_code == 0, result.output
+    for c in first:  # finished before the kill: untouched
+        assert ((c / "result.json").stat().st_mtime_ns, (c / "metrics.jsonl").read_text()) == before[c]
+    for c in sorted((run / "iter_01").glob("cand_*")):
+        assert json.loads((c / "result.json").read_text())["status"] == "ok"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["iterations"] == 2 and summary["candidates_tried"] == 4 and summary["proposer"] == "offline"
