@@ -33,7 +33,10 @@ def compute_reward(s):
 """
 GOOD_2 = GOOD.replace("0.015", "0.02")
 BROKEN = "```python\ndef compute_reward(s):\n    return torch.norm(s.ee_pos - s.goal_pos, dim=-1\n```"
-HOSTILE = "```python\ndef compute_reward(s):\n    import os\n    os.system('touch /tmp/pwned')\n    return s.ee_pos[:, 0], {}\n```"
+HOSTILE = (
+    "```python\ndef compute_reward(s):\n    import os\n    os.system('touch /tmp/pwned')\n"
+    "    return s.ee_pos[:, 0], {}\n```"
+)
 PROSE = "I would reward the robot for getting close to the goal, and penalise jerky motion."
 
 
@@ -112,7 +115,8 @@ def test_dry_run_saves_the_chosen_task(tmp_path):
 def test_llm_structured_task_choice(tmp_path):
     answer = json.dumps({"task": "so101_lift", "params": {"lift_height": 0.12}, "why": "lifting"})
     with FakeLLMServer([Reply(texts=[answer])]) as server:
-        choice = choose_task("raise the red block by twelve centimetres", LLMClient(llm_config(server.url), tmp_path / "c"))
+        client = LLMClient(llm_config(server.url), tmp_path / "calls.jsonl")
+        choice = choose_task("raise the red block by twelve centimetres", client)
         assert server.requests[0]["response_format"] == {"type": "json_object"}
     assert choice.spec.name == "so101_lift" and choice.spec.params["lift_height"] == pytest.approx(0.12)
 

@@ -62,3 +62,13 @@ def test_cli_train_of_malformed_task(tmp_path):
     result = CliRunner().invoke(app, ["train", str(bad)])
     assert result.exit_code == 2
     assert result.output.strip().startswith(f"error: {bad}: ")
+
+
+def test_training_is_tracked_with_wandb_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    task = load_task("so101_reach")
+    settings = TrainSettings.from_task(task, num_envs=8, max_iterations=2, steps_per_iteration=10, eval_episodes=2)
+    train(task, task.reference_reward_body(), tmp_path / "run", settings, progress=False)
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))

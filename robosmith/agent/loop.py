@@ -39,6 +39,7 @@ from robosmith.agent.sandbox import RewardRejected, validate_reward
 from robosmith.agent.worker import JOB_FILE, RESULT_FILE
 from robosmith.runs import write_json
 from robosmith.task import TaskSpec, task_from_dict
+from robosmith.tracking import start_tracking
 from robosmith.train.ppo import TrainSettings
 
 TEMPLATES_DIR = REPO_ROOT / "templates"
@@ -175,6 +176,7 @@ class RewardLoop:
                     write_json(folder / JOB_FILE, {
                         "task": self.task.to_dict(), "settings": dataclasses.asdict(settings),
                         "reward_file": "reward.py", "threads": self.settings.threads_per_candidate,
+                        "group": self.run_dir.name,
                     })
                     c.update(status="valid")
             out.append(c)
@@ -230,6 +232,16 @@ class RewardLoop:
             history.append(record)
 
         it = state["iteration"]
+        tracker = start_tracking(self.run_dir, f"{self.run_dir.name}/loop-iter{it}", {"task": self.task.name},
+                                 group=self.run_dir.name)
+        tracker.log({
+            "iteration": it,
+            "best_success_rate": best["success_rate"] if best else 0.0,
+            "candidates_ok": sum(c["status"] == "ok" for c in state["candidates"]),
+            "candidates_rejected": sum(c["status"] == "rejected" for c in state["candidates"]),
+            "candidates_failed": sum(c["status"] not in ("ok", "rejected") for c in state["candidates"]),
+        }, step=it)
+        tracker.finish()
         stop = ""
         if best and best["success_rate"] >= self.task.success_target:
             stop = f"success target met: {best['success_rate']:.0%} >= {self.task.success_target:.0%}"

@@ -30,7 +30,8 @@ def run_candidate(folder: Path) -> dict:
     threads = int(job.get("threads", 1))
     result: dict = {"status": "ok", "reason": ""}
     try:
-        last = train(task, body, folder, settings, progress=False, reward_loader=load_reward_fn, threads=threads)
+        last = train(task, body, folder, settings, progress=False, reward_loader=load_reward_fn, threads=threads,
+                     tracking_group=job.get("group"))
         losses = [v for k, v in last.items() if k.startswith("loss/")]
         if not all(math.isfinite(v) for v in losses) or not math.isfinite(last["mean_reward"]):
             result.update(status="nan", reason="training produced NaN losses or rewards")

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from robosmith.reward import RewardFn, compile_reward
 from robosmith.runs import RunError, write_json
 from robosmith.task import TaskSpec, task_from_dict
+from robosmith.tracking import start_tracking
 from robosmith.train.env import TaskEnv
 
 CHECKPOINT_EVERY_S = 60.0
@@ -105,6 +106,7 @@ def train(
     progress: bool = True,
     reward_loader: Callable[[str], RewardFn] = compile_reward,
     threads: int | None = None,
+    tracking_group: str | None = None,
 ) -> dict:
     """Train a policy for `task` with `reward_body`; returns the final metrics row.
 
@@ -117,10 +119,10 @@ def train(
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     (run_dir / "reward.py").write_text(reward_body)
     cfg = rsl_config(task, settings.steps_per_iteration)
-    write_json(
-        run_dir / "config.json",
-        {"task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg, "reward_file": "reward.py"},
-    )
+    config = {
+        "task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg, "reward_file": "reward.py",
+    }
+    write_json(run_dir / "config.json", config)
 
     env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads)
     # Staggered episode starts keep resets (and success statistics) spread over every iteration.
@@ -134,6 +136,7 @@ def train(
     total_steps = 0
     row: dict = {}
     obs = env.get_observations()
+    tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", {"task": task.name, **config}, tracking_group)
     bar = tqdm(total=settings.max_iterations, desc=f"train {task.name}", unit="it", disable=not progress)
     with (run_dir / "metrics.jsonl").open("a") as metrics:
         for iteration in range(settings.max_iterations):
@@ -163,6 +166,7 @@ def train(
             }
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
+            tracker.log(row, step=iteration)
             bar.update(1)
             if row["success_rate"] is not None:
                 bar.set_postfix(success=f"{row['success_rate']:.2f}", reward=f"{row['mean_reward']:.3f}")
@@ -175,6 +179,7 @@ def train(
             if out_of_time:
                 break
     bar.close()
+    tracker.finish()
     env.close()
     return row
 
