@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# The reward-design loop on a sentence, offline proposer (no LLM needed): about 10-20 minutes on 2 cores.
 demo: sysdeps $(STAMP)
-	$(BIN)/robosmith train so101_reach --minutes 5 --eval-episodes 100
+	$(BIN)/robosmith run "reach the target point with the gripper" --candidates 2 --iterations 2 --train-minutes 7
 
 test: sysdeps $(STAMP)
 	$(BIN)/ruff check robosmith tests

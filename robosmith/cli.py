@@ -173,6 +173,17 @@ def _finish(loop, state: dict) -> None:
     else:
         typer.echo("no candidate trained successfully")
     typer.echo(f"summary: {loop.run_dir / 'summary.json'}")
+    typer.echo(f"report: {loop.run_dir / 'report.html'}")
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="run folder of `robosmith run`")]) -> None:
+    """Write the run's self-contained HTML report (opens from disk, offline)."""
+    from robosmith.report import write_report
+
+    if not (run / "run.json").is_file():
+        _fail(f"{run}: not a reward-design run (no run.json)")
+    typer.echo(f"report: {write_report(run)}")
 
 
 @app.command("check-reward")

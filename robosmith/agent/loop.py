@@ -37,6 +37,7 @@ from robosmith.agent.proposers import LLMProposer, OfflineProposer, ProposalCont
 from robosmith.agent.reflect import candidate_stats, reflection_text
 from robosmith.agent.sandbox import RewardRejected, validate_reward
 from robosmith.agent.worker import JOB_FILE, RESULT_FILE
+from robosmith.report import write_report
 from robosmith.runs import write_json
 from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import start_tracking
@@ -249,7 +250,9 @@ class RewardLoop:
             stop = f"iteration limit reached ({self.settings.max_iterations})"
         elif self.settings.max_hours and time.time() - state["started_at"] > 3600 * self.settings.max_hours:
             stop = f"time limit reached ({self.settings.max_hours} h)"
-        return {"best": best, "history": history, "iteration": it + 1, "stop_reason": stop}
+        update = {"best": best, "history": history, "iteration": it + 1, "stop_reason": stop}
+        self.write_summary({**state, **update})  # the report follows the run as it goes
+        return update
 
     # ------------------------------------------------------------------------------------------- graph
     def graph(self, checkpointer: SqliteSaver):
@@ -294,6 +297,7 @@ class RewardLoop:
             "llm_cost_usd": self.client.spent_usd() if self.client else 0.0,
         }
         write_json(self.run_dir / "summary.json", summary)
+        write_report(self.run_dir)
         return summary
 
 
