@@ -98,6 +98,8 @@ def run(
     num_envs: Annotated[int | None, typer.Option(help="environments per candidate")] = None,
     parallel: Annotated[int, typer.Option(help="candidates training at once (0: one per core)")] = 0,
     max_hours: Annotated[float | None, typer.Option(help="wall-clock limit of the whole loop")] = None,
+    until: Annotated[str | None, typer.Option(help="stop after this local time, HH:MM (e.g. 07:30)")] = None,
+    review: Annotated[bool, typer.Option(help="pause after each iteration for `robosmith review`")] = False,
     eval_episodes: Annotated[int, typer.Option()] = 100,
     seed: Annotated[int, typer.Option()] = 0,
     offline: Annotated[bool, typer.Option(help="use the offline proposer even if an LLM is configured")] = False,
@@ -122,7 +124,8 @@ def run(
         llm = llm if llm and llm.configured else None
         settings = LoopSettings(
             candidates=candidates, max_iterations=iterations, train_minutes=train_minutes, num_envs=num_envs,
-            parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed,
+            parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
+            until=_parse_until(until) if until else None,
         )
     except ValueError as e:
         _fail(str(e))
@@ -162,9 +165,33 @@ def resume(run: Annotated[Path, typer.Argument(help="run folder of `robosmith ru
     _finish(loop, loop.run(resume=True))
 
 
+def _parse_until(text: str) -> float:
+    """The next moment the local clock shows HH:MM, as seconds since the epoch."""
+    import datetime as dt
+
+    try:
+        hour, minute = (int(x) for x in text.split(":"))
+        target = dt.datetime.now().replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        raise ValueError(f"--until must be a time HH:MM, got {text!r}") from None
+    if target <= dt.datetime.now():
+        target += dt.timedelta(days=1)
+    return target.timestamp()
+
+
 def _finish(loop, state: dict) -> None:
     summary = loop.write_summary(state)
+    if state.get("paused_for_review"):
+        typer.echo(f"paused for review after iteration {state['iteration']}: robosmith review {loop.run_dir}")
+        typer.echo(f"report: {loop.run_dir / 'report.html'}")
+        return
     typer.echo(f"stopped: {summary['stop_reason']}")
+    history = state.get("history", [])
+    typer.echo(f"tried {len(history)} candidates in {state.get('iteration', 0)} iterations: "
+               f"{sum(r['status'] == 'ok' for r in history)} trained, "
+               f"{sum(r['status'] == 'rejected' for r in history)} rejected, "
+               f"{sum(r['status'] not in ('ok', 'rejected') for r in history)} failed; "
+               f"LLM cost ${summary['llm_cost_usd']:.4f}")
     best = summary["best"]
     if best:
         typer.echo(f"best: candidate {best['id']} with evaluation success {best['success_rate']:.0%}")
@@ -174,6 +201,78 @@ def _finish(loop, state: dict) -> None:
         typer.echo("no candidate trained successfully")
     typer.echo(f"summary: {loop.run_dir / 'summary.json'}")
     typer.echo(f"report: {loop.run_dir / 'report.html'}")
+
+
+@app.command("review")
+def review_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder paused for review")],
+    approve: Annotated[str | None, typer.Option(help="candidate id to keep, e.g. 1.2")] = None,
+    reject: Annotated[bool, typer.Option(help="reject the iteration (needs --comment)")] = False,
+    comment: Annotated[str, typer.Option(help="feedback for the next proposals")] = "",
+    edit: Annotated[str | None, typer.Option(help="candidate id whose code you edit")] = None,
+    file: Annotated[Path | None, typer.Option(help="with --edit: the edited code (else $EDITOR opens)")] = None,
+) -> None:
+    """Show the paused iteration as diffs against the best reward, decide, and resume the loop."""
+    from robosmith.agent.loop import RewardLoop
+    from robosmith.agent.review import ReviewError, decide, review_screen
+
+    if not (run / "run.json").is_file():
+        _fail(f"{run}: not a reward-design run (no run.json)")
+    loop = RewardLoop.open(run)
+    state = loop.paused_state()
+    if state is None:
+        _fail(f"{run}: not waiting for review")
+    typer.echo(review_screen(loop, state, colour=sys.stdout.isatty()))
+    try:
+        if approve:
+            decision = decide(loop, state, "approve", approve)
+        elif reject:
+            decision = decide(loop, state, "reject", comment=comment)
+        elif edit:
+            decision = decide(loop, state, "edit", edit, code=_edited_code(loop, state, edit, file))
+        elif sys.stdin.isatty():
+            decision = _ask(loop, state)
+        else:
+            typer.echo("no decision given: use --approve ID, --reject --comment TEXT or --edit ID --file F")
+            return
+    except ReviewError as e:
+        _fail(str(e))
+    typer.echo(f"decision: {decision['action']} {decision.get('candidate', '')}".rstrip())
+    _finish(loop, loop.run(decision=decision))
+
+
+def _edited_code(loop, state: dict, candidate: str, file: Path | None) -> str:
+    if file is not None:
+        if not file.is_file():
+            _fail(f"{file}: no such file")
+        return file.read_text()
+    it, k = state["iteration"], candidate.split(".")[-1]
+    source = loop.run_dir / f"iter_{it:02d}" / f"cand_{k}" / "reward_body.py"
+    if not source.is_file():
+        _fail(f"no code for candidate {candidate}")
+    edited = typer.edit(source.read_text(), extension=".py")
+    if edited is None:
+        _fail("the editor was closed without saving")
+    return edited
+
+
+def _ask(loop, state: dict) -> dict:
+    from robosmith.agent.review import ReviewError, decide
+
+    while True:
+        answer = typer.prompt("decision [approve ID | reject COMMENT | edit ID]").strip()
+        verb, _, rest = answer.partition(" ")
+        try:
+            if verb == "approve":
+                return decide(loop, state, "approve", rest.strip())
+            if verb == "reject":
+                return decide(loop, state, "reject", comment=rest)
+            if verb == "edit":
+                return decide(loop, state, "edit", rest.strip(), code=_edited_code(loop, state, rest.strip(), None))
+        except ReviewError as e:
+            typer.echo(f"  {e}")
+            continue
+        typer.echo("  type approve, reject or edit")
 
 
 @app.command()

@@ -29,6 +29,7 @@ import jinja2
 import yaml
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
 
 from robosmith import REPO_ROOT
 from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
@@ -59,6 +60,8 @@ class LoopSettings:
     eval_episodes: int = 100
     video_episodes: int = 2
     seed: int = 0
+    review: bool = False  # pause after each iteration for a person's decision
+    until: float | None = None  # stop after this wall-clock time (seconds since the epoch)
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
@@ -84,6 +87,8 @@ class LoopState(TypedDict, total=False):
     component_stats: dict
     human_feedback: str
     stop_reason: str
+    best_before: dict | None  # the best when the iteration began: a rejected iteration falls back to it
+    route: str  # where the review node sends the graph next
 
 
 class RewardLoop:
@@ -142,14 +147,14 @@ class RewardLoop:
         except LLMError as e:
             return {"candidates": [], "stop_reason": f"LLM unavailable: {e}"}
         candidates = []
-        for k, proposal in enumerate(proposals):
+        for k, proposal in enumerate(proposals):  # noqa: B007
             rel = f"iter_{it:02d}/cand_{k}"
             write_proposal(self.run_dir / rel, proposal)
             candidates.append({
                 "id": f"{it}.{k}", "iteration": it, "dir": rel, "origin": proposal.origin, "genome": proposal.genome,
                 "status": "proposed" if proposal.code else "rejected", "reason": proposal.reason,
             })
-        return {"candidates": candidates}
+        return {"candidates": candidates, "best_before": state.get("best")}
 
     def validate(self, state: LoopState) -> dict:
         settings = TrainSettings.from_task(
@@ -212,11 +217,7 @@ class RewardLoop:
         trained = [c for c in state["candidates"] if c["status"] == "ok"]
         top = max(trained, key=_rank, default=None)
         if top and (best is None or _rank(top) > _rank(best)):
-            best = {
-                "id": top["id"], "iteration": top["iteration"], "dir": top["dir"], "genome": top.get("genome"),
-                "code": (self.folder(top) / "reward_body.py").read_text(),
-                "success_rate": top["success_rate"], "mean_reward": top["mean_reward"],
-            }
+            best = self.best_entry(top)
         history = list(state.get("history", []))
         for c in state["candidates"]:
             kept = best is not None and c["id"] == best["id"]
@@ -231,16 +232,70 @@ class RewardLoop:
             record.update(kept=kept, why=why)
             write_json(self.folder(c) / "record.json", record)
             history.append(record)
+        return {"best": best, "history": history, "route": ""}
 
+    def best_entry(self, c: dict) -> dict:
+        return {
+            "id": c["id"], "iteration": c["iteration"], "dir": c["dir"], "genome": c.get("genome"),
+            "code": (self.folder(c) / "reward_body.py").read_text(),
+            "success_rate": c["success_rate"], "mean_reward": c["mean_reward"],
+        }
+
+    def review(self, state: LoopState) -> dict:
+        """Pause for a person (a langgraph interrupt: the pause outlives the process) and apply the decision."""
         it = state["iteration"]
+        decision = interrupt({"iteration": it, "candidates": [c["id"] for c in self.iteration_records(state)]})
+        action = decision.get("action")
+        if action == "approve":
+            chosen = next(c for c in self.iteration_candidates(state) if c["id"] == decision["candidate"])
+            best = self.best_entry(chosen)
+            history = [
+                {**r, "kept": r["id"] == chosen["id"],
+                 "why": "approved by the reviewer" if r["id"] == chosen["id"] else r["why"].replace("kept", "was")}
+                if r["id"].split(".")[0] == str(it) else r
+                for r in state["history"]
+            ]
+            for r in history:
+                if r["id"].split(".")[0] == str(it):
+                    write_json(self.run_dir / f"iter_{it:02d}" / f"cand_{r['id'].split('.')[1]}" / "record.json", r)
+            return {"best": best, "history": history, "route": "advance"}
+        if action == "reject":
+            return {"best": state.get("best_before"), "human_feedback": decision.get("comment", ""),
+                    "route": "advance"}
+        if action == "edit":
+            k = len(list((self.run_dir / f"iter_{it:02d}").glob("cand_*")))
+            rel = f"iter_{it:02d}/cand_{k}"
+            (self.run_dir / rel).mkdir(parents=True, exist_ok=True)
+            (self.run_dir / rel / "reward_body.py").write_text(decision["code"])
+            edited = {"id": f"{it}.{k}", "iteration": it, "dir": rel, "origin": f"edit by the reviewer of "
+                      f"{decision.get('candidate', '?')}", "genome": None, "status": "proposed", "reason": ""}
+            return {"candidates": [edited], "route": "validate"}
+        raise ValueError(f"unknown review decision {decision!r}")
+
+    def iteration_candidates(self, state: LoopState) -> list[dict]:
+        """Every trained candidate of the current iteration (edits included), from their folders."""
+        out = []
+        for r in self.iteration_records(state):
+            if r["status"] == "ok":
+                k = r["id"].split(".")[1]
+                out.append({**r, "iteration": state["iteration"], "dir": f"iter_{state['iteration']:02d}/cand_{k}"})
+        return out
+
+    @staticmethod
+    def iteration_records(state: LoopState) -> list[dict]:
+        return [r for r in state.get("history", []) if r["id"].split(".")[0] == str(state["iteration"])]
+
+    def advance(self, state: LoopState) -> dict:
+        best, it = state.get("best"), state["iteration"]
+        candidates = self.iteration_records(state)
         tracker = start_tracking(self.run_dir, f"{self.run_dir.name}/loop-iter{it}", {"task": self.task.name},
                                  group=self.run_dir.name)
         tracker.log({
             "iteration": it,
             "best_success_rate": best["success_rate"] if best else 0.0,
-            "candidates_ok": sum(c["status"] == "ok" for c in state["candidates"]),
-            "candidates_rejected": sum(c["status"] == "rejected" for c in state["candidates"]),
-            "candidates_failed": sum(c["status"] not in ("ok", "rejected") for c in state["candidates"]),
+            "candidates_ok": sum(c["status"] == "ok" for c in candidates),
+            "candidates_rejected": sum(c["status"] == "rejected" for c in candidates),
+            "candidates_failed": sum(c["status"] not in ("ok", "rejected") for c in candidates),
         }, step=it)
         tracker.finish()
         stop = ""
@@ -250,40 +305,60 @@ class RewardLoop:
             stop = f"iteration limit reached ({self.settings.max_iterations})"
         elif self.settings.max_hours and time.time() - state["started_at"] > 3600 * self.settings.max_hours:
             stop = f"time limit reached ({self.settings.max_hours} h)"
-        update = {"best": best, "history": history, "iteration": it + 1, "stop_reason": stop}
+        elif self.settings.until and time.time() > self.settings.until:
+            stop = f"reached the --until time ({time.strftime('%Y-%m-%d %H:%M', time.localtime(self.settings.until))})"
+        update = {"iteration": it + 1, "stop_reason": stop}
         self.write_summary({**state, **update})  # the report follows the run as it goes
         return update
 
     # ------------------------------------------------------------------------------------------- graph
     def graph(self, checkpointer: SqliteSaver):
         g = StateGraph(LoopState)
-        for name in ("propose", "validate", "train", "reflect", "select"):
+        for name in ("propose", "validate", "train", "reflect", "select", "review", "advance"):
             g.add_node(name, getattr(self, name))
         g.add_edge(START, "propose")
         g.add_conditional_edges("propose", lambda s: END if s.get("stop_reason") else "validate")
         g.add_edge("validate", "train")
         g.add_edge("train", "reflect")
         g.add_edge("reflect", "select")
-        g.add_conditional_edges("select", lambda s: END if s.get("stop_reason") else "propose")
+        g.add_conditional_edges("select", lambda s: "review" if self.settings.review else "advance")
+        g.add_conditional_edges("review", lambda s: s["route"])
+        g.add_conditional_edges("advance", lambda s: END if s.get("stop_reason") else "propose")
         return g.compile(checkpointer=checkpointer)
 
-    def run(self, resume: bool = False) -> LoopState:
+    def run(self, resume: bool = False, decision: dict | None = None) -> LoopState:
+        """Run (or continue) the graph until it ends or pauses for review; returns the state then."""
         conn = sqlite3.connect(self.run_dir / "graph.sqlite", check_same_thread=False)
         try:
             app = self.graph(SqliteSaver(conn))
-            if resume:
-                snapshot = app.get_state(THREAD)
-                if not snapshot.next:
-                    return snapshot.values  # finished already
-                final = app.invoke(None, THREAD)
+            if decision is not None:
+                app.invoke(Command(resume=decision), THREAD)
+            elif resume:
+                if app.get_state(THREAD).next and not self._paused(app):
+                    app.invoke(None, THREAD)
             else:
                 start: LoopState = {"iteration": 0, "started_at": time.time(), "history": [], "best": None,
-                                    "stop_reason": "", "human_feedback": ""}
-                final = app.invoke(start, THREAD)
+                                    "stop_reason": "", "human_feedback": "", "route": ""}
+                app.invoke(start, THREAD)
+            final = dict(app.get_state(THREAD).values)
+            final["paused_for_review"] = self._paused(app)
         finally:
             conn.close()
         self.write_summary(final)
         return final
+
+    @staticmethod
+    def _paused(app) -> bool:
+        return any(task.interrupts for task in app.get_state(THREAD).tasks)
+
+    def paused_state(self) -> LoopState | None:
+        """The state of a run waiting for review, or None if it is not waiting."""
+        conn = sqlite3.connect(self.run_dir / "graph.sqlite", check_same_thread=False)
+        try:
+            app = self.graph(SqliteSaver(conn))
+            return dict(app.get_state(THREAD).values) if self._paused(app) else None
+        finally:
+            conn.close()
 
     def write_summary(self, state: LoopState) -> dict:
         best = state.get("best")
@@ -292,7 +367,8 @@ class RewardLoop:
             "proposer": self.proposer.name,
             "iterations": state.get("iteration", 0),
             "candidates_tried": len(state.get("history", [])),
-            "stop_reason": state.get("stop_reason", ""),
+            "stop_reason": state.get("stop_reason", "") or ("paused for review" if state.get("paused_for_review")
+                                                            else ""),
             "best": {k: v for k, v in best.items() if k != "genome"} if best else None,
             "llm_cost_usd": self.client.spent_usd() if self.client else 0.0,
         }
