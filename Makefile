@@ -8,11 +8,14 @@ export MUJOCO_GL ?= egl
 
 .PHONY: demo test lint bench sysdeps clean-venv
 
-# Offscreen rendering needs EGL and Mesa's software renderer (Debian: libegl1, libgl1-mesa-dri).
+# Offscreen rendering needs EGL and Mesa's software renderer (Debian: libegl1, libgl1-mesa-dri); the report
+# test needs Debian's chromium. Installed when missing (as root); otherwise install them yourself.
+APT_NEEDED := $(shell ldconfig -p | grep -q 'libEGL.so.1' || echo "libegl1 libgl1-mesa-dri") \
+              $(shell command -v chromium >/dev/null || echo chromium)
 sysdeps:
-	@if ! ldconfig -p | grep -q 'libEGL.so.1'; then \
-		echo "installing EGL/Mesa for offscreen rendering"; \
-		apt-get update -qq && apt-get install -y -qq libegl1 libgl1-mesa-dri >/dev/null; \
+	@if [ -n "$(strip $(APT_NEEDED))" ]; then \
+		echo "installing Debian packages: $(strip $(APT_NEEDED))"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_NEEDED) >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml

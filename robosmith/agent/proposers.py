@@ -127,12 +127,13 @@ class OfflineProposer:
             gene = {**gene, "params": dict(gene["params"])}
             s = stats.get(gene["name"], {})
             flat = bool(s) and (s.get("max", 0.0) - s.get("min", 0.0)) < 0.05 * (abs(s.get("mean", 0.0)) + 1e-3)
-            gene["weight"] = gene["weight"] * math.exp(rng.normal(0.0, self.WEIGHT_SIGMA))
+            weight = gene["weight"] * math.exp(rng.normal(0.0, self.WEIGHT_SIGMA))
             if scale.get(gene["name"], 0.0) > 0.8:  # dominates the total: pull it down
-                gene["weight"] *= 0.5
+                weight *= 0.5
+            gene["weight"] = _round(weight)
             for key in gene["params"]:
                 sigma = self.PARAM_SIGMA * (2.0 if flat else 1.0)
-                gene["params"][key] = float(gene["params"][key] * math.exp(rng.normal(0.0, sigma)))
+                gene["params"][key] = _round(gene["params"][key] * math.exp(rng.normal(0.0, sigma)))
             if gene["weight"] < 0 and rng.random() < self.TOGGLE_P:
                 gene["enabled"] = not gene["enabled"]  # penalties may come and go; rewards stay
             if gene["name"] in human_feedback.lower() and re.search(
@@ -162,6 +163,11 @@ class OfflineProposer:
             child = self.mutate(parent, rng, ctx.component_stats, ctx.human_feedback)
             out.append(Proposal(self.genome_code(child), f"offline: mutation of {origin_parent}", genome=child))
         return out
+
+
+def _round(x: float) -> float:
+    """Four significant digits: the code a person reviews stays readable; the search loses nothing real."""
+    return float(f"{x:.4g}")
 
 
 def load_prompt_template(name: str) -> jinja2.Template:
