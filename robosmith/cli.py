@@ -47,13 +47,20 @@ def train(
     if reward is not None and not reward.is_file():
         _fail(f"{reward}: no such reward file")
     body = reward.read_text() if reward else spec.reference_reward_body()
+    # A reward file gets the same checks and the same restricted loader as the agent's candidates.
+    from robosmith.agent.sandbox import RewardRejected, check_static, load_reward_fn
+
+    try:
+        check_static(body)
+    except RewardRejected as e:
+        _fail(f"{reward}: {e.reason}")
     run_dir = out if out else new_run_dir(spec.name)
     typer.echo(f"run folder: {run_dir}")
-    last = train_policy(spec, body, run_dir, settings, progress=progress)
+    last = train_policy(spec, body, run_dir, settings, progress=progress, reward_loader=load_reward_fn)
     typer.echo(
         f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s"
     )
-    result = evaluate_run(run_dir, episodes=settings.eval_episodes, progress=progress)
+    result = evaluate_run(run_dir, episodes=settings.eval_episodes, progress=progress, reward_loader=load_reward_fn)
     _print_eval(run_dir, result)
 
 
@@ -66,12 +73,14 @@ def eval_(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Evaluate a run's latest checkpoint: success rate with a 95% interval, and a video."""
+    from robosmith.agent.sandbox import load_reward_fn
     from robosmith.runs import RunError, resolve_run
     from robosmith.train.evaluate import evaluate_run
 
     try:
         run_dir = resolve_run(run)
-        result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress)
+        result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress,
+                              reward_loader=load_reward_fn)
     except RunError as e:
         _fail(str(e))
     _print_eval(run_dir, result)
