@@ -26,6 +26,7 @@ class Tracker:
 
 
 def start_tracking(run_dir: Path, name: str, config: dict, group: str | None = None) -> Tracker:
+    os.environ.setdefault("WANDB_SILENT", "true")  # no banners in the middle of our progress output
     mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
     if mode == "disabled":
         return Tracker(None)

@@ -214,3 +214,30 @@ def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_pa
         assert json.loads((c / "result.json").read_text())["status"] == "ok"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["iterations"] == 2 and summary["candidates_tried"] == 4 and summary["proposer"] == "offline"
+
+
+def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
+    import dataclasses
+
+    from robosmith.agent.pool import train_candidates
+    from robosmith.runs import write_json
+    from robosmith.train.ppo import TrainSettings
+
+    task = load_task("so101_reach")
+    settings = TrainSettings.from_task(task, num_envs=8, max_iterations=2, steps_per_iteration=5, eval_episodes=2)
+    folders = {name: tmp_path / name for name in ("slow", "broken", "fine")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        (folder / "reward.py").write_text(task.reference_reward_body())
+        job = {"task": task.to_dict(), "settings": dataclasses.asdict(settings), "reward_file": "reward.py"}
+        if name == "slow":
+            job["settings"]["max_iterations"] = 10_000
+            job["settings"]["max_minutes"] = 10.0
+        if name == "broken":
+            job["reward_file"] = "missing.py"
+        write_json(folder / "job.json", job)
+    train_candidates(list(folders.values()), parallel=3, timeout_s=25)
+    results = {n: json.loads((f / "result.json").read_text()) for n, f in folders.items()}
+    assert results["slow"]["status"] == "timeout" and "time limit" in results["slow"]["reason"]
+    assert results["broken"]["status"] == "crashed" and "missing.py" in results["broken"]["reason"]
+    assert results["fine"]["status"] == "ok" and 0 <= results["fine"]["success_rate"] <= 1

@@ -72,3 +72,13 @@ def test_training_is_tracked_with_wandb_offline(tmp_path, monkeypatch):
     train(task, task.reference_reward_body(), tmp_path / "run", settings, progress=False)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_cli_train_rejects_a_hostile_reward_file(tmp_path):
+    hostile = tmp_path / "reward.py"
+    hostile.write_text("def compute_reward(s):\n    return torch.load('/etc/passwd'), {}\n")
+    result = CliRunner().invoke(app, ["train", "so101_reach", "--reward", str(hostile), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    expected = f"error: {hostile}: line 2: torch.load is not allowed; use pure math functions of torch"
+    assert result.output.strip() == expected
+    assert not (tmp_path / "r").exists()
