@@ -201,9 +201,11 @@ def _finish(loop, state: dict) -> None:
                f"{sum(r['status'] == 'rejected' for r in history)} rejected, "
                f"{sum(r['status'] not in ('ok', 'rejected') for r in history)} failed; "
                f"LLM cost ${summary['llm_cost_usd']:.4f}")
-    best = summary["best"]
+    best, reference = summary["best"], summary["reference"]
     if best:
         typer.echo(f"best: candidate {best['id']} with evaluation success {best['success_rate']:.0%}")
+        if reference and reference.get("success_rate") is not None:
+            typer.echo(f"the task's reference reward, trained the same way: {reference['success_rate']:.0%}")
         typer.echo(f"best reward: {loop.run_dir / best['dir'] / 'reward.py'}")
         typer.echo(f"video: {loop.run_dir / best['dir'] / 'eval.mp4'}")
     else:

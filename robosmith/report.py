@@ -116,10 +116,13 @@ def write_report(run_dir: Path) -> Path:
             f"<p>Success: <code>{html.escape(task['success'])}</code> (target {task['success_target']:.0%}). "
             f"Proposer: <b>{html.escape(info['proposer'])}</b>. LLM calls: {len(calls)}, {tokens} tokens, "
             f"${cost:.4f}. Status: {html.escape(summary.get('stop_reason') or 'running')}.</p>"]
-    best = summary.get("best")
+    best, reference = summary.get("best"), summary.get("reference")
     if best:
         folder = run_dir / best["dir"]
-        body.append(f"<h2>Best: candidate {best['id']}, evaluation success {best['success_rate']:.0%}</h2>")
+        ref = ""
+        if reference and reference.get("success_rate") is not None:
+            ref = f" (the task's reference reward, trained the same way: {reference['success_rate']:.0%})"
+        body.append(f"<h2>Best: candidate {best['id']}, evaluation success {best['success_rate']:.0%}{ref}</h2>")
         body.append(f'<div class="plots">{_video(folder / "eval.mp4")}{"".join(_curves(folder))}</div>')
 
     best_code: str | None = None

@@ -160,7 +160,8 @@ def test_two_iteration_llm_loop_end_to_end(tmp_path):
     assert records["0.1"]["status"] == "rejected" and "syntax" in records["0.1"]["reason"].lower()
     assert records["0.2"]["status"] == "rejected" and "import" in records["0.2"]["reason"]
     assert records["0.3"]["status"] == "rejected" and "no compute_reward" in records["0.3"]["reason"]
-    assert all(records[f"1.{k}"]["status"] == "ok" for k in range(4))
+    assert records["0.4"]["origin"] == "the task's reference reward" and records["0.4"]["status"] == "ok"
+    assert all(records[f"1.{k}"]["status"] == "ok" for k in range(4)) and "1.4" not in records
     assert final["iteration"] == 2 and final["stop_reason"].startswith("iteration limit")
     # The second prompt carries the reflection on the first iteration: rejections and curves.
     assert len(prompts) >= 2
@@ -174,6 +175,7 @@ def test_two_iteration_llm_loop_end_to_end(tmp_path):
     assert sum(c.get("completion_tokens", 0) for c in calls) > 0 and any(c.get("error") for c in calls)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["proposer"] == "llm" and summary["best"]["id"] in records
+    assert summary["reference"]["id"] == "0.4"
     assert not Path("/tmp/pwned").exists()
 
 
@@ -241,3 +243,14 @@ def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
     assert results["slow"]["status"] == "timeout" and "time limit" in results["slow"]["reason"]
     assert results["broken"]["status"] == "crashed" and "missing.py" in results["broken"]["reason"]
     assert results["fine"]["status"] == "ok" and 0 <= results["fine"]["success_rate"] <= 1
+
+
+def test_budget_cap_stops_the_loop_cleanly(tmp_path):
+    with FakeLLMServer([Reply(texts=[GOOD])]) as server:
+        cfg = LLMConfig(base_url=server.url, model="gpt-4o", api_key="k", samples=1, budget_usd=1e-6)
+        settings = tiny_settings(candidates=1, max_iterations=5, baseline=False)
+        final = RewardLoop.create(tmp_path / "run", load_task("so101_reach"), settings, cfg).run()
+        assert len(server.requests) == 1
+    assert final["stop_reason"].startswith("LLM budget of $0.00 is spent")
+    assert final["iteration"] == 1 and [r["id"] for r in final["history"]] == ["0.0"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["llm_cost_usd"] > 0

@@ -40,7 +40,8 @@ def test_review_session_approve_reject_edit(tmp_path):
         result = cli.invoke(app, ["review", str(run), "--reject", "--comment", "penalise joint velocity more"])
         assert result.exit_code == 0, result.output
         assert "Feedback from the human reviewer (follow it): penalise joint velocity more" in server.user_prompts()[-1]
-        assert json.loads((run / "summary.json").read_text())["best"]["id"] == "0.1"
+        shown = cli.invoke(app, ["review", str(run)])
+        assert "Iteration 2 of so101_reach — diffs against the best before it: candidate 0.1" in shown.output
 
         # Iteration 2: edit candidate 2.0; the edited code is validated and trained, then the review returns.
         edited = tmp_path / "edited.py"

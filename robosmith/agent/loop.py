@@ -34,7 +34,14 @@ from langgraph.types import Command, interrupt
 from robosmith import REPO_ROOT
 from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
 from robosmith.agent.pool import train_candidates
-from robosmith.agent.proposers import LLMProposer, OfflineProposer, ProposalContext, write_proposal
+from robosmith.agent.proposers import (
+    REFERENCE_ORIGIN,
+    LLMProposer,
+    OfflineProposer,
+    Proposal,
+    ProposalContext,
+    write_proposal,
+)
 from robosmith.agent.reflect import candidate_stats, reflection_text
 from robosmith.agent.sandbox import RewardRejected, validate_reward
 from robosmith.agent.worker import JOB_FILE, RESULT_FILE
@@ -61,6 +68,7 @@ class LoopSettings:
     video_episodes: int = 2
     seed: int = 0
     review: bool = False  # pause after each iteration for a person's decision
+    baseline: bool = True  # also train the task's reference reward in the first iteration
     until: float | None = None  # stop after this wall-clock time (seconds since the epoch)
 
     def __post_init__(self) -> None:
@@ -146,8 +154,12 @@ class RewardLoop:
             return {"candidates": [], "stop_reason": str(e)}
         except LLMError as e:
             return {"candidates": [], "stop_reason": f"LLM unavailable: {e}"}
+        if it == 0 and self.settings.baseline and not isinstance(self.proposer, OfflineProposer):
+            # The task's reference reward, trained the same way, is what the LLM's rewards are measured against
+            # (the offline proposer's first candidate is that reward already).
+            proposals.append(Proposal(self.task.reference_reward_body(), REFERENCE_ORIGIN))
         candidates = []
-        for k, proposal in enumerate(proposals):  # noqa: B007
+        for k, proposal in enumerate(proposals):
             rel = f"iter_{it:02d}/cand_{k}"
             write_proposal(self.run_dir / rel, proposal)
             candidates.append({
@@ -370,6 +382,8 @@ class RewardLoop:
             "stop_reason": state.get("stop_reason", "") or ("paused for review" if state.get("paused_for_review")
                                                             else ""),
             "best": {k: v for k, v in best.items() if k != "genome"} if best else None,
+            "reference": next(({"id": r["id"], "success_rate": r.get("success_rate"), "status": r["status"]}
+                               for r in state.get("history", []) if r.get("origin") == REFERENCE_ORIGIN), None),
             "llm_cost_usd": self.client.spent_usd() if self.client else 0.0,
         }
         write_json(self.run_dir / "summary.json", summary)

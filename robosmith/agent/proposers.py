@@ -21,6 +21,7 @@ from robosmith.sim.state import FIELD_DOCS, SimState
 from robosmith.task import TaskSpec
 
 PROMPTS_DIR = REPO_ROOT / "prompts"
+REFERENCE_ORIGIN = "the task's reference reward"
 
 
 @dataclass
@@ -155,10 +156,10 @@ class OfflineProposer:
     def propose(self, ctx: ProposalContext, k: int) -> list[Proposal]:
         rng = np.random.default_rng([self.seed, ctx.iteration])
         parent = (ctx.best or {}).get("genome") or self.reference_genome(ctx.task)
-        origin_parent = f"best of iteration {ctx.best['iteration']}" if ctx.best else "the task's reference reward"
+        origin_parent = f"best of iteration {ctx.best['iteration']}" if ctx.best else REFERENCE_ORIGIN
         out = []
         if not ctx.best:
-            out.append(Proposal(self.genome_code(parent), f"offline: {origin_parent}", genome=parent))
+            out.append(Proposal(self.genome_code(parent), REFERENCE_ORIGIN, genome=parent))
         while len(out) < k:
             child = self.mutate(parent, rng, ctx.component_stats, ctx.human_feedback)
             out.append(Proposal(self.genome_code(child), f"offline: mutation of {origin_parent}", genome=child))

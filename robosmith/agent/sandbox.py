@@ -493,35 +493,41 @@ def _stats(t: torch.Tensor) -> dict[str, float]:
     return {"mean": float(t.mean()), "min": float(t.min()), "max": float(t.max())}
 
 
+class _ContractError(ValueError):
+    """What the reward returned breaks the contract; the message is the whole reason."""
+
+
 def _check_outputs(out: object, n: int) -> dict:
-    """Statistics of a reward's output, or a ValueError saying what is wrong with it."""
+    """Statistics of a reward's output, or a _ContractError saying what is wrong with it."""
     if not isinstance(out, tuple) or len(out) != 2:
-        raise ValueError("compute_reward must return a tuple (total, components)")
+        raise _ContractError("compute_reward must return a tuple (total, components)")
     total, components = out
     if not isinstance(total, torch.Tensor) or total.shape != (n,):
         shape = tuple(total.shape) if isinstance(total, torch.Tensor) else type(total).__name__
-        raise ValueError(f"total must be a tensor of shape ({n},), one value per environment; got {shape}")
+        raise _ContractError(f"total must be a tensor of shape ({n},), one value per environment; got {shape}")
     if not total.dtype.is_floating_point:
-        raise ValueError(f"total must be a floating-point tensor, got {total.dtype}")
+        raise _ContractError(f"total must be a floating-point tensor, got {total.dtype}")
     if not bool(torch.isfinite(total).all()):
         bad = int((~torch.isfinite(total)).sum())
-        raise ValueError(f"total has non-finite values (NaN or inf) in {bad} of {n} states")
+        raise _ContractError(f"total has non-finite values (NaN or inf) in {bad} of {n} states")
     if not isinstance(components, dict):
-        raise ValueError(f"components must be a dict of name -> tensor, got {type(components).__name__}")
+        raise _ContractError(f"components must be a dict of name -> tensor, got {type(components).__name__}")
     if len(components) > MAX_COMPONENTS:
-        raise ValueError(f"at most {MAX_COMPONENTS} components, got {len(components)}")
+        raise _ContractError(f"at most {MAX_COMPONENTS} components, got {len(components)}")
     stats = {}
     for name, value in components.items():
-        # Names go into logs, prompts, the report and the rendered module's docstring.
+        # Names go into logs, prompts, the report and the rendered module's docstring, which must itself pass
+        # the static check when training loads it.
         if (not isinstance(name, str) or not name or len(name) > MAX_COMPONENT_NAME_CHARS or not name.isprintable()
-                or any(c in name for c in "\"'\\")):
-            raise ValueError(f"component names must be non-empty printable strings of at most "
-                             f"{MAX_COMPONENT_NAME_CHARS} characters without quotes or backslashes; got {name!r:.80}")
+                or any(c in name for c in "\"'\\") or "__" in name):
+            raise _ContractError(f"component names must be non-empty printable strings of at most "
+                                 f"{MAX_COMPONENT_NAME_CHARS} characters, without quotes, backslashes or '__'; "
+                                 f"got {name!r:.80}")
         if not isinstance(value, torch.Tensor) or value.shape != (n,) or not value.dtype.is_floating_point:
             got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ValueError(f"component {name!r} must be a float tensor of shape ({n},); got {got}")
+            raise _ContractError(f"component {name!r} must be a float tensor of shape ({n},); got {got}")
         if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"component {name!r} has non-finite values (NaN or inf)")
+            raise _ContractError(f"component {name!r} has non-finite values (NaN or inf)")
         stats[name] = _stats(value)
     return {"num_states": n, "total": _stats(total), "components": stats}
 
@@ -563,6 +569,8 @@ def evaluate_in_process(code: str, states: SimState) -> dict:
                                                f"(e.g. x = s.{name}.clone()) and leave s unchanged"}
     except RewardRejected as e:
         result["reason"] = e.reason
+    except _ContractError as e:
+        result["reason"] = str(e)
     except RecursionError:
         result["reason"] = "recursion too deep (maximum recursion depth exceeded)"
     except Exception as e:  # noqa: BLE001 - whatever the reward raised is the reason
