@@ -238,7 +238,9 @@ def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
         if name == "broken":
             job["reward_file"] = "missing.py"
         write_json(folder / "job.json", job)
-    train_candidates(list(folders.values()), parallel=3, timeout_s=25)
+    # The slow one hits its time limit while the broken one crashes beside it; neither stops the pool.
+    train_candidates([folders["slow"], folders["broken"]], parallel=2, timeout_s=15)
+    train_candidates([folders["fine"]], parallel=1, timeout_s=600)
     results = {n: json.loads((f / "result.json").read_text()) for n, f in folders.items()}
     assert results["slow"]["status"] == "timeout" and "time limit" in results["slow"]["reason"]
     assert results["broken"]["status"] == "crashed" and "missing.py" in results["broken"]["reason"]
