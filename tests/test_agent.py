@@ -256,3 +256,17 @@ def test_budget_cap_stops_the_loop_cleanly(tmp_path):
     assert final["stop_reason"].startswith("LLM budget of $0.00 is spent")
     assert final["iteration"] == 1 and [r["id"] for r in final["history"]] == ["0.0"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["llm_cost_usd"] > 0
+
+
+def test_trainer_processes_write_only_inside_their_folder(tmp_path):
+    from robosmith.agent.pool import _trainer_preexec
+    from robosmith.agent.sandbox import landlock_abi
+
+    if landlock_abi() == 0:
+        pytest.skip("this kernel has no Landlock; the static check is the only boundary here")
+    folder, outside = tmp_path / "cand", tmp_path / "outside.txt"
+    folder.mkdir()
+    code = f"open({str(folder / 'in.txt')!r}, 'w').write('x'); open({str(outside)!r}, 'w').write('x')"
+    done = subprocess.run([sys.executable, "-c", code], preexec_fn=_trainer_preexec(folder), capture_output=True)
+    assert done.returncode != 0 and b"PermissionError" in done.stderr
+    assert (folder / "in.txt").read_text() == "x" and not outside.exists()

@@ -19,17 +19,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from robosmith import REPO_ROOT
+from robosmith.agent.sandbox import confinement
 from robosmith.agent.worker import RESULT_FILE
 from robosmith.runs import write_json
 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    # A SIGKILLed loop must not leave trainers running that a resume would then race.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setsid()
+def _trainer_preexec(folder: Path) -> Callable[[], None]:
+    confine = confinement(folder)  # the trainer runs LLM code: no network, writes only in its folder
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def apply() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a SIGKILLed loop must not leave trainers a resume races
+        os.setsid()
+        confine()
+
+    return apply
 
 
 def _log_tail(path: Path, lines: int = 5) -> str:
@@ -62,8 +68,9 @@ def train_candidates(
                 log = (folder / "train.log").open("w")
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "robosmith.agent.worker", str(folder)],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=folder,
-                    preexec_fn=_die_with_parent,
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
+                    env={**env, "HOME": str(folder), "TMPDIR": str(folder)},  # caches and temp files stay inside
+                    preexec_fn=_trainer_preexec(folder),
                 )
                 log.close()
                 running[folder] = (proc, time.monotonic())

@@ -406,24 +406,35 @@ def _landlock_restrict(libc: Any, abi: int, writable: Path) -> bool:
         os.close(ruleset)
 
 
-def sandbox_preexec(folder: Path, cpu_s: int, memory_mb: int, fsize_mb: int = FSIZE_LIMIT_MB) -> Callable[[], None]:
-    """The function a sandboxed child runs between fork and exec. Everything OS-dependent degrades quietly:
-    the static check is the boundary, these limits are the second layer."""
+def confinement(folder: Path) -> Callable[[], None]:
+    """Between fork and exec of a child that runs reward code: an empty network namespace and writes only
+    under `folder`, where the OS allows them (root for the namespace, Landlock in the kernel)."""
     libc = _libc()  # loaded here, in the parent: the forked child should only make system calls
     abi = landlock_abi(libc) if libc is not None else 0
     folder = Path(folder).resolve()
+
+    def apply() -> None:
+        if hasattr(os, "unshare") and hasattr(os, "CLONE_NEWNET"):
+            with contextlib.suppress(OSError):
+                os.unshare(os.CLONE_NEWNET)
+        if abi > 0:
+            with contextlib.suppress(OSError):
+                _landlock_restrict(libc, abi, folder)
+
+    return apply
+
+
+def sandbox_preexec(folder: Path, cpu_s: int, memory_mb: int, fsize_mb: int = FSIZE_LIMIT_MB) -> Callable[[], None]:
+    """The function the smoke-run child runs between fork and exec: resource limits, then confinement.
+    Everything OS-dependent degrades quietly: the static check is the boundary, these are the second layer."""
+    confine = confinement(folder)
 
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))  # SIGXCPU, then SIGKILL a second later
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_mb << 20, fsize_mb << 20))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if hasattr(os, "unshare") and hasattr(os, "CLONE_NEWNET"):
-            with contextlib.suppress(OSError):  # an empty network namespace where we may (root)
-                os.unshare(os.CLONE_NEWNET)
-        if abi > 0:
-            with contextlib.suppress(OSError):
-                _landlock_restrict(libc, abi, folder)
+        confine()
 
     return apply
 
