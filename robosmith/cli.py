@@ -102,7 +102,7 @@ def run(
     task: Annotated[str, typer.Argument(help="a task name or file, or a sentence: 'lift the cube 10 cm'")],
     dry_run: Annotated[bool, typer.Option(help="choose and save the task, then stop")] = False,
     candidates: Annotated[int, typer.Option(help="reward candidates per iteration")] = 4,
-    iterations: Annotated[int, typer.Option(help="iterations at most")] = 3,
+    iterations: Annotated[int, typer.Option("--iterations", "--max-iterations", help="iterations at most")] = 3,
     train_minutes: Annotated[float, typer.Option(help="training time per candidate")] = 5.0,
     num_envs: Annotated[int | None, typer.Option(help="environments per candidate")] = None,
     parallel: Annotated[int, typer.Option(help="candidates training at once (0: one per core)")] = 0,
@@ -159,7 +159,7 @@ def run(
         typer.echo("proposer: offline (evolutionary search over the task's reward terms; no LLM configured)")
     if dry_run:
         return
-    _finish(loop, loop.run())
+    _finish(loop, _interruptible(loop, resume=False))
 
 
 @app.command()
@@ -171,7 +171,15 @@ def resume(run: Annotated[Path, typer.Argument(help="run folder of `robosmith ru
         _fail(f"{run}: not a reward-design run (no run.json)")
     loop = RewardLoop.open(run)
     typer.echo(f"resuming {run} (proposer: {loop.proposer.name})")
-    _finish(loop, loop.run(resume=True))
+    _finish(loop, _interruptible(loop, resume=True))
+
+
+def _interruptible(loop, resume: bool) -> dict:
+    try:
+        return loop.run(resume=resume)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted; nothing finished is lost. Continue with: robosmith resume {loop.run_dir}", err=True)
+        raise typer.Exit(130) from None
 
 
 def _parse_until(text: str) -> float:

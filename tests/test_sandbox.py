@@ -344,3 +344,17 @@ def test_os_limits_contain_code_that_escaped_the_static_check(tmp_path):
     assert out["connect"] != "done"  # an empty network namespace, or Landlock's TCP rule from ABI 4
     if abi >= 6:
         assert out["signal_parent"] == errno.EPERM
+
+
+def test_check_reward_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from robosmith.cli import app
+
+    good, bad = tmp_path / "good.py", tmp_path / "bad.py"
+    good.write_text(load_task("so101_reach").reference_reward_body())
+    bad.write_text("def compute_reward(s):\n    return s.ee_pos[:, :2], {}\n")
+    ok = CliRunner().invoke(app, ["check-reward", str(good), "--task", "so101_reach"])
+    assert ok.exit_code == 0 and ok.output.startswith("OK: ") and "distance" in ok.output
+    rejected = CliRunner().invoke(app, ["check-reward", str(bad), "--task", "so101_reach"])
+    assert rejected.exit_code == 1 and rejected.output.startswith("REJECTED (smoke check): total must be a tensor")
