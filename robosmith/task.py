@@ -21,6 +21,7 @@ from robosmith.reward import RewardTerm, compile_reward, terms_to_body
 from robosmith.sim.batched_env import EnvConfig, ResetConfig
 from robosmith.sim.physics_params import PHYSICS_PARAMS
 from robosmith.sim.scene import SceneConfig
+from robosmith.sim.so101 import RobotParams
 from robosmith.sim.state import FIELD_DOCS, SimState
 
 
@@ -277,8 +278,6 @@ class _Parser:
 
     def scene(self, raw: Any) -> SceneConfig:
         raw = dict(raw or {})
-        from robosmith.sim.so101 import RobotParams
-
         robot = self.dataclass_from(RobotParams, raw.pop("robot", None), "scene.robot")
         return self.dataclass_from(SceneConfig, raw, "scene", robot=robot)
 
