@@ -494,8 +494,7 @@ def smoke_test(code: str, task, candidate_dir: Path, timeout_s: float = 30.0, cp
 
 
 def validate_reward(code: str, task, candidate_dir: Path, **limits) -> dict:
-    """Both gates: the static check, then the smoke run. Returns the smoke run's statistics."""
-    check_static(code)
+    """Both gates: the static check, then the smoke run (smoke_test begins with the static check)."""
     return smoke_test(code, task, candidate_dir, **limits)
 
 
