@@ -265,9 +265,9 @@ def _edited_code(loop, state: dict, candidate: str, file: Path | None) -> str:
         if not file.is_file():
             _fail(f"{file}: no such file")
         return file.read_text()
-    it, k = state["iteration"], candidate.split(".")[-1]
-    source = loop.run_dir / f"iter_{it:02d}" / f"cand_{k}" / "reward_body.py"
-    if not source.is_file():
+    record = next((r for r in loop.iteration_records(state) if r["id"] == candidate), None)
+    source = loop.folder(record) / "reward_body.py" if record else None
+    if source is None or not source.is_file():
         _fail(f"no code for candidate {candidate}")
     edited = typer.edit(source.read_text(), extension=".py")
     if edited is None:

@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from robosmith.runs import read_metrics
+from robosmith.runs import read_metrics, write_text_atomic
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -152,7 +152,5 @@ def write_report(run_dir: Path) -> Path:
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>robosmith {html.escape(task["name"])}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
     out = run_dir / "report.html"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+    write_text_atomic(out, page)
     return out

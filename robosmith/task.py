@@ -7,6 +7,7 @@ A malformed file stops with one line naming the file and the field (`TaskError`)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -362,7 +363,12 @@ class _Parser:
                 raise self.fail(f"reward[{i}].expr", f"must give one finite value per environment, got {total}")
 
 
+@functools.cache
+def _compiled(expr: str) -> Any:
+    return compile(expr, "<success>", "eval")
+
+
 def eval_success(expr: str, s: SimState) -> torch.Tensor:
     """Evaluate a task's success expression (trusted: it comes from our task files) to a bool tensor (N,)."""
-    value = eval(expr, {"torch": torch, "math": math}, {"s": s})  # noqa: S307
+    value = eval(_compiled(expr), {"torch": torch, "math": math}, {"s": s})  # noqa: S307 - compiled once
     return torch.as_tensor(value).to(torch.bool).reshape(-1)

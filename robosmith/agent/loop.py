@@ -239,8 +239,8 @@ class RewardLoop:
                 why = "kept: best evaluation success so far"
             else:
                 why = f"dropped: evaluation success {c['success_rate']:.0%} below the best ({best['success_rate']:.0%})"
-            record = {k: c.get(k) for k in ("id", "origin", "status", "reason", "success_rate", "ci95",
-                                             "mean_reward", "env_steps", "wall_s")}
+            record = {k: c.get(k) for k in ("id", "iteration", "dir", "origin", "status", "reason", "success_rate",
+                                             "ci95", "mean_reward", "env_steps", "wall_s")}
             record.update(kept=kept, why=why)
             write_json(self.folder(c) / "record.json", record)
             history.append(record)
@@ -259,17 +259,17 @@ class RewardLoop:
         decision = interrupt({"iteration": it, "candidates": [c["id"] for c in self.iteration_records(state)]})
         action = decision.get("action")
         if action == "approve":
-            chosen = next(c for c in self.iteration_candidates(state) if c["id"] == decision["candidate"])
+            chosen = next(r for r in self.iteration_records(state) if r["id"] == decision["candidate"])
             best = self.best_entry(chosen)
             history = [
                 {**r, "kept": r["id"] == chosen["id"],
                  "why": "approved by the reviewer" if r["id"] == chosen["id"] else r["why"].replace("kept", "was")}
-                if r["id"].split(".")[0] == str(it) else r
+                if r["iteration"] == it else r
                 for r in state["history"]
             ]
             for r in history:
-                if r["id"].split(".")[0] == str(it):
-                    write_json(self.run_dir / f"iter_{it:02d}" / f"cand_{r['id'].split('.')[1]}" / "record.json", r)
+                if r["iteration"] == it:
+                    write_json(self.folder(r) / "record.json", r)
             return {"best": best, "history": history, "route": "advance"}
         if action == "reject":
             return {"best": state.get("best_before"), "human_feedback": decision.get("comment", ""),
@@ -284,18 +284,10 @@ class RewardLoop:
             return {"candidates": [edited], "route": "validate"}
         raise ValueError(f"unknown review decision {decision!r}")
 
-    def iteration_candidates(self, state: LoopState) -> list[dict]:
-        """Every trained candidate of the current iteration (edits included), from their folders."""
-        out = []
-        for r in self.iteration_records(state):
-            if r["status"] == "ok":
-                k = r["id"].split(".")[1]
-                out.append({**r, "iteration": state["iteration"], "dir": f"iter_{state['iteration']:02d}/cand_{k}"})
-        return out
-
     @staticmethod
     def iteration_records(state: LoopState) -> list[dict]:
-        return [r for r in state.get("history", []) if r["id"].split(".")[0] == str(state["iteration"])]
+        """Every candidate of the current iteration (edits included), as recorded by select."""
+        return [r for r in state.get("history", []) if r["iteration"] == state["iteration"]]
 
     def advance(self, state: LoopState) -> dict:
         best, it = state.get("best"), state["iteration"]

@@ -7,11 +7,11 @@ The same decisions work from a terminal (`robosmith review RUN`, interactive) an
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 
 from robosmith.agent.loop import RewardLoop
 from robosmith.agent.sandbox import RewardRejected, check_static
+from robosmith.runs import read_metrics
 
 
 class ReviewError(ValueError):
@@ -38,8 +38,7 @@ def review_screen(loop: RewardLoop, state: dict, colour: bool = False) -> str:
     lines = [f"Iteration {it} of {loop.task.name} — diffs against the best before it: "
              + (f"candidate {best['id']} at {best['success_rate']:.0%} success" if best else "none yet"), ""]
     for record in loop.iteration_records(state):
-        k = record["id"].split(".")[1]
-        folder = loop.run_dir / f"iter_{it:02d}" / f"cand_{k}"
+        folder = loop.folder(record)
         head = f"[{record['id']}] {record['status']}"
         if record["status"] == "ok":
             head += f"  success {record['success_rate']:.0%}  mean reward {record['mean_reward']:.3f}"
@@ -62,12 +61,10 @@ def review_screen(loop: RewardLoop, state: dict, colour: bool = False) -> str:
 def _component_means(folder: Path) -> dict[str, float]:
     """Last-iteration mean of each reward component and the episode length, from metrics.jsonl."""
     path = folder / "metrics.jsonl"
-    if not path.is_file():
+    rows = read_metrics(path) if path.is_file() else []
+    if not rows:
         return {}
-    lines = path.read_text().splitlines()
-    if not lines:
-        return {}
-    last = json.loads(lines[-1])
+    last = rows[-1]
     out = {k.removeprefix("reward/"): v for k, v in last.items() if k.startswith("reward/")}
     if last.get("episode_length") is not None:
         out["ep_len"] = last["episode_length"]

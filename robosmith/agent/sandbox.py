@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from robosmith import REPO_ROOT
+from robosmith.runs import write_json
 from robosmith.sim.state import FIELD_DOCS, SimState
 
 MAX_CODE_CHARS = 20_000
@@ -599,9 +600,7 @@ def _worker(folder: Path) -> None:
         result = evaluate_in_process((folder / CODE_FILE).read_text(), states)
     except Exception as e:  # noqa: BLE001 - a broken states file is still reported through smoke.json
         result = {"ok": False, "reason": f"the smoke run could not start: {type(e).__name__}: {e}"}
-    tmp = folder / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, folder / RESULT_FILE)
+    write_json(folder / RESULT_FILE, result)
 
 
 if __name__ == "__main__":
