@@ -8,9 +8,11 @@ export MUJOCO_GL ?= egl
 
 .PHONY: demo test lint bench sysdeps clean-venv
 
-# Offscreen rendering needs EGL and Mesa's software renderer (Debian: libegl1, libgl1-mesa-dri); the report
-# test needs Debian's chromium. Installed when missing (as root); otherwise install them yourself.
+# Offscreen rendering needs EGL and Mesa's software renderer (Debian: libegl1, libgl1-mesa-dri); LeRobot's
+# video decoder (torchcodec) needs FFmpeg's shared libraries; the report test needs Debian's chromium.
+# Installed when missing (as root); otherwise install them yourself.
 APT_NEEDED := $(shell ldconfig -p | grep -q 'libEGL.so.1' || echo "libegl1 libgl1-mesa-dri") \
+              $(shell ldconfig -p | grep -q 'libavdevice.so' || echo "libavdevice59 libavfilter8") \
               $(shell command -v chromium >/dev/null || echo chromium)
 sysdeps:
 	@if [ -n "$(strip $(APT_NEEDED))" ]; then \
@@ -21,7 +23,7 @@ sysdeps:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(shell command -v $(PY) || echo python3) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bc]'
 	@touch $(STAMP)
 
 # The reward-design loop on a sentence, offline proposer (no LLM needed): about 10-20 minutes on 2 cores.

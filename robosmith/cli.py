@@ -330,6 +330,133 @@ def check_reward(
     typer.echo("OK: " + ", ".join(sorted(stats.get("components", {}))))
 
 
+bc_app = typer.Typer(no_args_is_help=True, help="Behaviour cloning with LeRobot: collect, train, evaluate.")
+app.add_typer(bc_app, name="bc")
+
+
+@bc_app.command("collect")
+def bc_collect(
+    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    episodes: Annotated[int, typer.Option(help="successful demonstrations to record")] = 50,
+    out: Annotated[Path | None, typer.Option(help="dataset folder (default: runs/bc/<task>-demos-<N>)")] = None,
+    perfect: Annotated[bool, typer.Option(help="no human-like noise, pauses or fumbles")] = False,
+    images: Annotated[bool, typer.Option(help="render the front and wrist camera videos")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Record scripted demonstrations in simulation as a LeRobot dataset (v3.0)."""
+    from robosmith.bc.collect import collect
+    from robosmith.bc.demonstrator import DemoStyle
+    from robosmith.runs import RUNS_DIR
+    from robosmith.task import TaskError, load_task
+
+    try:
+        spec = load_task(task)
+        if episodes < 1:
+            raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        folder = out or RUNS_DIR / "bc" / f"{spec.name}-demos-{episodes}"
+        style = DemoStyle.perfect() if perfect else DemoStyle()
+        info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress)
+    except (TaskError, ValueError, FileExistsError) as e:
+        _fail(str(e))
+    typer.echo(
+        f"{info['episodes']} demonstrations in {folder} (the demonstrator succeeded in "
+        f"{info['demonstrator_success_rate']:.0%} of {info['attempts']} episodes; {info['wall_s']:.0f} s)"
+    )
+
+
+@bc_app.command("train")
+def bc_train(
+    dataset: Annotated[Path, typer.Argument(help="LeRobot dataset folder (from `robosmith bc collect`)")],
+    policy: Annotated[str, typer.Option(help="act or diffusion")] = "act",
+    inputs: Annotated[str, typer.Option(help="state (CPU default) or images (front and wrist cameras)")] = "state",
+    steps: Annotated[int, typer.Option(help="training steps")] = 3000,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-4,
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps")] = "cpu",
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: runs/bc/<dataset>-<policy>)")] = None,
+) -> None:
+    """Train a LeRobot policy with lerobot-train, offline. Run it again to resume a stopped training."""
+    from robosmith.bc.train import BCTrainSettings, train_bc
+
+    try:
+        settings = BCTrainSettings(policy=policy, inputs=inputs, steps=steps, batch_size=batch_size,
+                                   learning_rate=lr, device=device, seed=seed)
+        folder = out or dataset.parent / f"{dataset.name}-{policy}-{inputs}"
+        checkpoint = train_bc(dataset, folder, settings)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(f"LeRobot checkpoint: {checkpoint}")
+
+
+@bc_app.command("eval")
+def bc_eval(
+    checkpoint: Annotated[Path, typer.Argument(help="`bc train` or `finetune` folder, or a LeRobot pretrained_model")],
+    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 100,
+    video_episodes: Annotated[int, typer.Option(help="episodes shown in eval.mp4")] = 4,
+    seed: Annotated[int, typer.Option()] = 12345,
+    out: Annotated[Path | None, typer.Option(help="folder for eval.json and eval.mp4 (default: CHECKPOINT/eval)")]
+    = None,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Roll a LeRobot policy (or its finetuned version) out in simulation: success with a 95% interval."""
+    from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.bc.policy import PolicyError
+    from robosmith.task import TaskError, load_task
+
+    folder = out or checkpoint / "eval"
+    try:
+        result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress)
+    except (TaskError, PolicyError) as e:
+        _fail(str(e))
+    _print_eval(folder, result)
+
+
+@app.command()
+def finetune(
+    checkpoint: Annotated[Path, typer.Argument(help="`bc train` folder or LeRobot pretrained_model of the BC policy")],
+    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    reward: Annotated[Path | None, typer.Option(help="reward file, training run or agent run (default: the task's)")]
+    = None,
+    minutes: Annotated[float, typer.Option(help="wall-clock limit of RL")] = 20.0,
+    num_envs: Annotated[int | None, typer.Option(help="parallel environments (default: the task's)")] = None,
+    residual_scale: Annotated[float, typer.Option(help="largest correction, in action units")] = 0.1,
+    seed: Annotated[int | None, typer.Option()] = None,
+    eval_episodes: Annotated[int, typer.Option(help="episodes for the final evaluation")] = 100,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: runs/<time>-<task>-finetune)")] = None,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Improve a BC policy with RL in simulation: PPO trains a residual on top of the frozen BC policy."""
+    from robosmith.agent.sandbox import RewardRejected, check_static, load_reward_fn
+    from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.bc.finetune import ResidualSettings
+    from robosmith.bc.finetune import finetune as finetune_policy
+    from robosmith.bc.policy import PolicyError
+    from robosmith.runs import RunError, new_run_dir, reward_body_from
+    from robosmith.task import TaskError, load_task
+    from robosmith.train.ppo import TrainSettings
+
+    try:
+        spec = load_task(task)
+        settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
+                                           seed=seed, eval_episodes=eval_episodes)
+        residual = ResidualSettings(scale=residual_scale)
+        body = reward_body_from(reward) if reward else spec.reference_reward_body()
+        check_static(body)  # a reward from elsewhere gets the agent's checks and its restricted loader
+        folder = out or new_run_dir(f"{spec.name}-finetune")
+        typer.echo(f"finetune folder: {folder}")
+        last = finetune_policy(checkpoint, spec, folder, settings, residual, body, load_reward_fn, progress)
+    except (TaskError, ValueError, RunError, PolicyError) as e:
+        _fail(str(e))
+    except RewardRejected as e:
+        _fail(f"{reward}: {e.reason}")
+    typer.echo(f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s")
+    result = evaluate_bc(folder, spec, folder / "eval", eval_episodes, progress=progress)
+    _print_eval(folder / "eval", result)
+
+
 @app.command()
 def bench(
     task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",

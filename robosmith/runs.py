@@ -59,3 +59,18 @@ def read_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             break
     return rows
+
+
+def reward_body_from(source: Path) -> str:
+    """A reward body from a file, a training run (its reward.py) or an agent run (its best candidate)."""
+    if source.is_file():
+        return source.read_text()
+    if (source / "summary.json").is_file():
+        best = json.loads((source / "summary.json").read_text()).get("best")
+        if not best:
+            raise RunError(f"{source}/summary.json: best: the run has no trained candidate yet")
+        return best["code"]
+    if (source / "config.json").is_file():
+        config = json.loads((source / "config.json").read_text())
+        return (source / config.get("reward_file", "reward.py")).read_text()
+    raise RunError(f"{source}: not a reward file, a training run or an agent run")

@@ -45,6 +45,9 @@ class ResetConfig:
     goal_x: Range = (0.15, 0.3)
     goal_y: Range = (-0.15, 0.15)
     goal_z: Range = (0.05, 0.25)
+    # Horizontal distance the goal keeps from the object; resampled until met (pick-and-place zones that
+    # start under the cube would make the task solved before it begins).
+    goal_min_distance: float = 0.0
 
 
 @dataclass
@@ -177,6 +180,12 @@ class BatchedEnv:
             qpos[:, adr + 6] = np.sin(yaw / 2)
         if self.has_goal:
             goal = np.stack([self._uniform(r, k) for r in (rc.goal_x, rc.goal_y, rc.goal_z)], axis=1)
+            if self.has_object and rc.goal_min_distance > 0:
+                for _ in range(100):
+                    near = np.hypot(*(goal[:, :2] - qpos[:, adr : adr + 2]).T) < rc.goal_min_distance
+                    if not near.any():
+                        break
+                    goal[near, :2] = np.stack([self._uniform(r, int(near.sum())) for r in (rc.goal_x, rc.goal_y)], 1)
             self.goal_pos[torch.as_tensor(ids)] = torch.as_tensor(goal, dtype=torch.float32)
         d = self._fwd_data
         for row, env in enumerate(ids):
@@ -215,6 +224,14 @@ class BatchedEnv:
             self.unstable_resets += int(unstable.sum())
             self.reset(np.flatnonzero(unstable))
         return self.state(), torch.as_tensor(unstable)
+
+    def action_for_targets(self, joint_targets: np.ndarray) -> torch.Tensor:
+        """The actions in [-1, 1] that set the servo targets to `joint_targets` (N, 6) rad, as near as allowed.
+
+        Policies that speak in joint targets (scripted demonstrators, LeRobot policies) drive the env this way.
+        """
+        base = self.target if self.cfg.action_mode == "delta" else self.home
+        return torch.as_tensor((joint_targets - base) / self.cfg.action_scale, dtype=torch.float32).clamp(-1.0, 1.0)
 
     def state(self) -> SimState:
         sens = torch.as_tensor(self._sens, dtype=torch.float32)

