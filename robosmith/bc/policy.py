@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 
 from robosmith.bc.features import CAMERAS, IMAGE_SIZE, observation_batch
 from robosmith.bc.units import from_lerobot
 from robosmith.sim.render import SceneRenderer
 from robosmith.sim.state import SimState
 from robosmith.task import TaskSpec
-from robosmith.train.env import TaskEnv
+from robosmith.train.env import TaskEnv, observation_dim
 
 LEROBOT_MODEL = "pretrained_model"  # LeRobot's name for a checkpoint's policy folder
 RESIDUAL_FILE = "residual.json"  # marks a finetuned policy folder
@@ -109,36 +110,20 @@ class ResidualPolicy:
         self.scale = float(info["scale"])
         self.base = LeRobotPolicy(path / LEROBOT_MODEL, task)
         _, _, cfg, checkpoint = load_run(path)
-        self._cfg, self._state_dict, self._build = cfg, checkpoint["actor_state_dict"], build_actor
-        self.actor = None
+        sizes = TensorDict({"policy": torch.zeros(1, observation_dim(task) + 6)}, batch_size=[1])
+        self.actor = build_actor(sizes, 6, cfg, checkpoint["actor_state_dict"])
 
     def reset(self) -> None:
         self.base.reset()
 
     @torch.no_grad()
     def act(self, env: TaskEnv) -> torch.Tensor:
-        from tensordict import TensorDict
-
         base = self.base.act(env)
         obs = TensorDict({"policy": residual_observation(env, env.state, base)}, batch_size=[env.num_envs])
-        if self.actor is None:  # built on first use: the network's input size comes from the observation
-            self.actor = self._build(_ObsShape(obs, env.num_actions), self._cfg)
-            self.actor.load_state_dict(self._state_dict)
-            self.actor.eval()
-        return (base + self.scale * self.actor(obs)).clamp(-1.0, 1.0)
+        return base + self.scale * self.actor(obs)
 
     def close(self) -> None:
         self.base.close()
-
-
-class _ObsShape:
-    """Just enough of an env for `build_actor`: its observations and action count."""
-
-    def __init__(self, obs, num_actions: int) -> None:
-        self._obs, self.num_actions = obs, num_actions
-
-    def get_observations(self):
-        return self._obs
 
 
 def load_policy(path: Path, task: TaskSpec) -> LeRobotPolicy | ResidualPolicy:

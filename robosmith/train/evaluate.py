@@ -40,9 +40,7 @@ def evaluate_run(
     """Roll the run's deterministic policy out for `episodes` fresh episodes; writes eval.json and eval.mp4."""
     task, reward_body, cfg, checkpoint = load_run(run_dir)
     env = TaskEnv(task, reward_loader(reward_body), episodes, seed=seed, auto_reset=False, nthread=threads)
-    actor = build_actor(env, cfg)
-    actor.load_state_dict(checkpoint["actor_state_dict"])
-    actor.eval()
+    actor = build_actor(env.get_observations(), env.num_actions, cfg, checkpoint["actor_state_dict"])
     result = evaluate_policy(env, lambda e: actor(e.get_observations()), run_dir, video_episodes, progress)
     result.update(iteration=checkpoint["iteration"], env_steps=checkpoint["env_steps"], seed=seed)
     write_json(run_dir / "eval.json", result)

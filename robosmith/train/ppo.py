@@ -21,6 +21,7 @@ import torch
 from rsl_rl.algorithms import PPO
 from rsl_rl.env import VecEnv
 from rsl_rl.models import MLPModel
+from tensordict import TensorDict
 from tqdm import tqdm
 
 from robosmith.reward import RewardFn, compile_reward
@@ -93,10 +94,12 @@ def build_ppo(env: TaskEnv, cfg: dict) -> PPO:
         return PPO.construct_algorithm(env.get_observations(), env, cfg, "cpu")
 
 
-def build_actor(env: TaskEnv, cfg: dict) -> MLPModel:
-    """The policy network alone, for evaluation and export."""
+def build_actor(obs: TensorDict, num_actions: int, cfg: dict, state_dict: dict) -> MLPModel:
+    """The trained policy network alone, for evaluation and export; `obs` gives the input sizes."""
     actor_cfg = {k: v for k, v in cfg["actor"].items() if k != "class_name"}
-    return MLPModel(env.get_observations(), cfg["obs_groups"], "actor", env.num_actions, **actor_cfg)
+    actor = MLPModel(obs, cfg["obs_groups"], "actor", num_actions, **actor_cfg)
+    actor.load_state_dict(state_dict)
+    return actor.eval()
 
 
 def train(
