@@ -181,3 +181,47 @@ def test_cli_errors_name_the_bad_input(tmp_path):
     assert result.exit_code == 2 and "no LeRobot policy here" in result.output
     result = runner.invoke(app, ["bc", "collect", "no_such_task"])
     assert result.exit_code == 2 and "no_such_task" in result.output
+
+
+def test_diffusion_policy_trains_and_rolls_out(dataset, tmp_path):
+    """The other LeRobot policy: its observation history and action queue work in our lockstep rollouts."""
+    from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.bc.train import BCTrainSettings, train_bc
+
+    out = tmp_path / "diffusion"
+    checkpoint = train_bc(dataset, out, BCTrainSettings(policy="diffusion", steps=2, batch_size=4, save_every=2))
+    assert json.loads((checkpoint / "config.json").read_text())["type"] == "diffusion"
+    result = evaluate_bc(out, load_task("so101_lift"), tmp_path / "eval", episodes=2, video_episodes=0,
+                         progress=False)
+    assert result["episodes"] == 2
+
+
+def test_finetune_reward_comes_from_a_file_a_training_run_or_an_agent_run(tmp_path):
+    from robosmith.runs import RunError, reward_body_from, write_json
+
+    body = "def compute_reward(s):\n    return -torch.norm(s.ee_pos - s.object_pos, dim=-1), {}\n"
+    (tmp_path / "reward.py").write_text(body)
+    assert reward_body_from(tmp_path / "reward.py") == body
+    training = tmp_path / "train_run"
+    training.mkdir()
+    write_json(training / "config.json", {"reward_file": "reward.py"})
+    (training / "reward.py").write_text(body)
+    assert reward_body_from(training) == body
+    agent = tmp_path / "agent_run"
+    agent.mkdir()
+    write_json(agent / "summary.json", {"best": {"code": body, "success_rate": 0.9}})
+    assert reward_body_from(agent) == body
+    with pytest.raises(RunError, match="not a reward file"):
+        reward_body_from(tmp_path / "nothing")
+
+
+def test_cli_finetune_rejects_a_hostile_reward_before_anything_runs(tmp_path):
+    hostile = tmp_path / "reward.py"
+    hostile.write_text("def compute_reward(s):\n    return torch.load('/etc/passwd'), {}\n")
+    result = CliRunner().invoke(
+        app, ["finetune", str(tmp_path), "so101_lift", "--reward", str(hostile), "--out", str(tmp_path / "ft")]
+    )
+    assert result.exit_code == 2
+    expected = f"error: {hostile}: line 2: torch.load is not allowed; use pure math functions of torch"
+    assert result.output.strip() == expected
+    assert not (tmp_path / "ft").exists()
