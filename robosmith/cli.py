@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -387,6 +388,8 @@ def bc_train(
         checkpoint = train_bc(dataset, folder, settings)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
+    except subprocess.CalledProcessError as e:
+        _fail(f"lerobot-train stopped (exit code {e.returncode}); run the same command again to resume")
     typer.echo(f"LeRobot checkpoint: {checkpoint}")
 
 
@@ -404,12 +407,13 @@ def bc_eval(
     """Roll a LeRobot policy (or its finetuned version) out in simulation: success with a 95% interval."""
     from robosmith.bc.evaluate import evaluate_bc
     from robosmith.bc.policy import PolicyError
+    from robosmith.runs import RunError
     from robosmith.task import TaskError, load_task
 
     folder = out or checkpoint / "eval"
     try:
         result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress)
-    except (TaskError, PolicyError) as e:
+    except (TaskError, PolicyError, RunError) as e:
         _fail(str(e))
     _print_eval(folder, result)
 
@@ -422,7 +426,9 @@ def finetune(
     = None,
     minutes: Annotated[float, typer.Option(help="wall-clock limit of RL")] = 20.0,
     num_envs: Annotated[int | None, typer.Option(help="parallel environments (default: the task's)")] = None,
-    residual_scale: Annotated[float, typer.Option(help="largest correction, in action units")] = 0.1,
+    residual_scale: Annotated[
+        float, typer.Option(help="scale of the correction, as a fraction of the action range (0.1: 0.15 rad)")
+    ] = 0.1,
     seed: Annotated[int | None, typer.Option()] = None,
     eval_episodes: Annotated[int, typer.Option(help="episodes for the final evaluation")] = 100,
     out: Annotated[Path | None, typer.Option(help="output folder (default: runs/<time>-<task>-finetune)")] = None,
@@ -448,7 +454,7 @@ def finetune(
         folder = out or new_run_dir(f"{spec.name}-finetune")
         typer.echo(f"finetune folder: {folder}")
         last = finetune_policy(checkpoint, spec, folder, settings, residual, body, load_reward_fn, progress)
-    except (TaskError, ValueError, RunError, PolicyError) as e:
+    except (TaskError, ValueError, RunError, PolicyError, FileExistsError) as e:
         _fail(str(e))
     except RewardRejected as e:
         _fail(f"{reward}: {e.reason}")

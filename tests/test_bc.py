@@ -120,7 +120,7 @@ def bc_run(dataset, tmp_path_factory):
 
 def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     from robosmith.bc.evaluate import evaluate_bc
-    from robosmith.bc.policy import find_pretrained_model
+    from robosmith.bc.policy import PolicyError, find_pretrained_model, load_policy
     from robosmith.bc.train import BCTrainSettings, train_bc
 
     checkpoint = find_pretrained_model(bc_run)
@@ -137,6 +137,9 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     assert result["episodes"] == 4 and 0.0 <= result["success_rate"] <= 1.0 and result["kind"] == "bc"
     assert (tmp_path / "eval" / "eval.mp4").stat().st_size > 1000
     assert json.loads((tmp_path / "eval" / "eval.json").read_text())["ci95"] == result["ci95"]
+    # A policy trained on lift sees the cube only; pick-and-place adds the goal: a clear error, not a shape error.
+    with pytest.raises(PolicyError, match=r"config.json: input_features: observation.environment_state has 7"):
+        load_policy(bc_run, load_task("so101_pick_place"))
 
 
 def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run, tmp_path):
@@ -144,7 +147,9 @@ def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run,
     from robosmith.bc.finetune import finetune
     from robosmith.bc.policy import LeRobotPolicy, ResidualPolicy, load_policy
     from robosmith.reward import compile_reward
+    from robosmith.runs import RunError
     from robosmith.train.env import TaskEnv
+    from robosmith.train.evaluate import evaluate_run
     from robosmith.train.ppo import TrainSettings
 
     task = load_task("so101_lift")
@@ -171,6 +176,10 @@ def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run,
         env_b.step(b)
     result = evaluate_bc(out, task, tmp_path / "eval", episodes=4, video_episodes=0, progress=False)
     assert result["kind"] == "bc+residual" and result["episodes"] == 4
+    with pytest.raises(FileExistsError, match="already exists"):  # never mixes two policies in one folder
+        finetune(bc_run, task, out, settings, progress=False)
+    with pytest.raises(RunError, match="robosmith bc eval"):  # the RL evaluation would drop the BC policy
+        evaluate_run(out, episodes=2)
 
 
 def test_cli_errors_name_the_bad_input(tmp_path):

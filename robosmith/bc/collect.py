@@ -41,17 +41,19 @@ COLLECT_INFO = "robosmith_collect.json"  # beside LeRobot's meta/: how the demon
 class _Episode:
     state: np.ndarray  # (T, 6) LeRobot units
     env_state: np.ndarray  # (T, k)
-    action: np.ndarray  # (T, 6) LeRobot units: the joint targets sent
+    action: np.ndarray  # (T, 6) LeRobot units: the servo targets the arm was given (after clipping)
     qpos: np.ndarray  # (T, nq) for rendering
     goal: np.ndarray | None  # (3,)
 
 
-class _Terminated(Exception):
-    pass
+class _StopRequest:
+    """Ctrl-C or SIGTERM asks to stop; collection stops between episodes, never inside a write."""
 
+    def __init__(self) -> None:
+        self.asked = False
 
-def _raise_terminated(signum, frame):  # noqa: ARG001
-    raise _Terminated()
+    def __call__(self, signum, frame) -> None:  # noqa: ARG002
+        self.asked = True
 
 
 def collect(
@@ -71,7 +73,7 @@ def collect(
         raise FileExistsError(f"{out_dir}: already exists; choose a new --out folder")
     style = style or DemoStyle()
     dataset = LeRobotDataset.create(
-        repo_id=f"robosmith/{out_dir.name}",
+        repo_id=repo_id(out_dir),
         fps=int(round(task.control_hz)),
         features=dataset_features(task, with_images),
         root=out_dir,
@@ -80,27 +82,33 @@ def collect(
     )
     renderer = SceneRenderer(task.scene, width=IMAGE_SIZE[1], height=IMAGE_SIZE[0]) if with_images else None
     started = time.monotonic()
-    attempts = kept = 0
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    attempts = succeeded = kept = 0
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar = tqdm(total=episodes, desc=f"collect {task.name}", unit="episode", disable=not progress)
+    # Every batch gets its own independent stream, and different --seed values never share episodes.
+    batch_seeds = np.random.SeedSequence(seed)
     try:
-        batch_seed = seed
-        while kept < episodes:
+        while kept < episodes and not stop.asked:
+            batch_seed = int(batch_seeds.spawn(1)[0].generate_state(1)[0])
             for ep in _run_batch(task, style, batch_envs, batch_seed):
+                if kept >= episodes or stop.asked:
+                    break
                 attempts += 1
-                if ep is None or kept >= episodes:
+                if ep is None:
                     continue
+                succeeded += 1
                 _save_episode(dataset, task, ep, renderer)
                 kept += 1
                 bar.update(1)
-                bar.set_postfix(demonstrator_success=f"{kept / attempts:.2f}")
-            batch_seed += 1
+                bar.set_postfix(demonstrator_success=f"{succeeded / attempts:.2f}")
             if attempts >= 20 * episodes:
                 raise RuntimeError(f"{task.name}: the demonstrator succeeded {kept} times in {attempts} episodes")
-    except (KeyboardInterrupt, _Terminated):
-        print(f"\nstopped: the dataset keeps the {kept} episodes saved so far")
+        if stop.asked:
+            print(f"\nstopped: the dataset keeps the {kept} episodes saved so far")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         bar.close()
         dataset.finalize()  # writes the parquet footers: without it nothing saved so far could be read
         if renderer:
@@ -109,7 +117,7 @@ def collect(
         "task": task.name,
         "episodes": kept,
         "attempts": attempts,
-        "demonstrator_success_rate": kept / max(attempts, 1),
+        "demonstrator_success_rate": succeeded / max(attempts, 1),
         "style": asdict(style),
         "seed": seed,
         "with_images": with_images,
@@ -127,12 +135,11 @@ def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Epi
     demonstrator.begin(s)
     states, env_states, actions, qpos = [], [], [], []
     for _ in range(task.episode_length):
-        targets = demonstrator.targets(s)
         states.append(to_lerobot(s.joint_pos.float()))
         env_states.append(environment_state(task, s))
-        actions.append(to_lerobot(torch.as_tensor(targets, dtype=torch.float32)))
         qpos.append(np.stack([env.qpos_of(i) for i in range(n)]))
-        s, _ = env.step(env.action_for_targets(targets))
+        s, _ = env.step(env.action_for_targets(demonstrator.targets(s)))
+        actions.append(to_lerobot(torch.as_tensor(env.target, dtype=torch.float32)))
     # An environment whose physics diverged was reset mid-episode (its step count restarted): not a demonstration.
     success = eval_success(task.success, s) & (env.episode_step == task.episode_length)
     env.close()
@@ -153,6 +160,11 @@ def _save_episode(dataset, task: TaskSpec, ep: _Episode, renderer: SceneRenderer
                 frame[image_key(camera)] = renderer.render(ep.qpos[t], ep.goal, camera)
         dataset.add_frame(frame)
     dataset.save_episode()
+
+
+def repo_id(root: Path) -> str:
+    """The LeRobot repo id of a local dataset folder (never pushed anywhere)."""
+    return f"robosmith/{root.name}"
 
 
 def dataset_info(root: Path) -> dict:

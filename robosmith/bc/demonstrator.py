@@ -149,7 +149,7 @@ class ScriptedDemonstrator:
         """The jaws closed on nothing: open while rising, so they neither shove nor sweep the cube, then
         (in `_regrasp`, once the arm is clear) grasp again where the cube is by then."""
         plan = self.plans[i]
-        q = plan.segments[plan.index].target
+        q = plan.start  # where the squeeze ended
         yaw = _grasp_yaw(state.object_quat[i].numpy().astype(float))
         reopen = self._ik(state.ee_pos[i].numpy().astype(float) + [0, 0, 0.04], yaw, q, GRIPPER_OPEN)
         plan.segments = self._scaled([_Segment("reopen", reopen, 6)], plan.speed)

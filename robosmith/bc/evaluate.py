@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from robosmith.bc.policy import RESIDUAL_FILE, load_policy
+import torch
+
+from robosmith.bc.policy import ResidualPolicy, load_policy
 from robosmith.reward import compile_reward
 from robosmith.runs import write_json
 from robosmith.task import TaskSpec
@@ -25,6 +27,7 @@ def evaluate_bc(
     """Success rate with a 95% CI over `episodes` fresh episodes; writes eval.json and eval.mp4 to out_dir."""
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)  # diffusion policies sample noise
     policy = load_policy(checkpoint, task)
     # The reward only feeds the return in the figures; success is the task's own check.
     env = TaskEnv(task, compile_reward(task.reference_reward_body()), episodes, seed=seed, auto_reset=False)
@@ -35,7 +38,7 @@ def evaluate_bc(
         policy.close()
     result.update(
         policy=str(checkpoint),
-        kind="bc+residual" if (checkpoint / RESIDUAL_FILE).is_file() else "bc",
+        kind="bc+residual" if isinstance(policy, ResidualPolicy) else "bc",
         seed=seed,
         wall_s=round(time.monotonic() - started, 1),
     )

@@ -3,15 +3,16 @@
 Method: residual RL. The BC policy stays frozen and proposes an action at every step; PPO (the same rsl-rl
 PPO and training loop as `robosmith train`) learns a small correction added to it:
 
-    action = bc_action + residual_scale * residual(task observations, bc_action)
+    action = bc_action + scale * residual(task observations, bc_action)
 
 Why this and not PPO on the BC network's own weights: ACT and diffusion policies predict chunks of
 actions from normalized inputs with a training objective (L1 / denoising) that has no log-likelihood PPO
 could use, and fine-tuning them directly with policy gradients tends to wreck what they learned before the
 critic is any good. A residual keeps the demonstrations' behaviour as the starting point (its output
-layer starts at zero, so iteration 0 *is* the BC policy), explores only within `residual_scale` of it, and
-needs no change to the BC model; this is the recipe of residual policy learning (Silver et al. 2018;
-Johannink et al. 2019) and of Policy Decorator (Yuan et al. 2024) for large imitation policies.
+layer starts at zero, so iteration 0's mean action is the BC policy's), explores near it (the residual is
+scaled by `ResidualSettings.scale`), and needs no change to the BC model; this is the recipe of residual
+policy learning (Silver et al. 2018; Johannink et al. 2019) and of Policy Decorator (Yuan et al. 2024) for
+large imitation policies.
 
 The output folder holds the BC policy's LeRobot folder unchanged (`pretrained_model/`), the residual's
 run (config.json, metrics.jsonl, checkpoints/) and residual.json; `load_policy` runs it like a BC policy.
@@ -30,7 +31,15 @@ from rsl_rl.algorithms import PPO
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
-from robosmith.bc.policy import LEROBOT_MODEL, RESIDUAL_FILE, LeRobotPolicy, find_pretrained_model, residual_observation
+from robosmith.bc.policy import (
+    LEROBOT_MODEL,
+    RESIDUAL_FILE,
+    LeRobotPolicy,
+    PolicyError,
+    compose,
+    find_pretrained_model,
+    residual_observation,
+)
 from robosmith.reward import RewardFn, compile_reward
 from robosmith.runs import write_json
 from robosmith.task import TaskSpec
@@ -40,7 +49,7 @@ from robosmith.train.ppo import TrainSettings, train
 
 @dataclass
 class ResidualSettings:
-    scale: float = 0.1  # largest correction, in env action units ([-1, 1] spans the task's action_scale in rad)
+    scale: float = 0.1  # residual output 1 moves a joint by scale x the task's action_scale (0.15 rad on lift)
     init_noise_std: float = 0.5  # PPO's initial exploration noise on the residual, before scaling
 
     def __post_init__(self) -> None:
@@ -73,9 +82,11 @@ class ResidualEnv(VecEnv):
         return TensorDict({"policy": obs}, batch_size=[self.num_envs])
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
-        _, reward, dones, extras = self.env.step(self.base_action + self.scale * actions)
-        if bool(dones.any()):
-            # Episodes run in lockstep; the BC policy's chunk queue starts afresh with the new episodes.
+        _, reward, dones, extras = self.env.step(compose(self.base_action, actions, self.scale))
+        if bool(extras["time_outs"].any()):
+            # Episodes run in lockstep: the BC policy's action queue starts afresh with the new episodes. An
+            # environment reset alone after its physics diverged (rare, counted in the metrics) plays on with
+            # the others' queue until the next common episode start.
             self.base.reset()
         self.base_action = self.base.act(self.env)
         return self.get_observations(), reward, dones, extras
@@ -106,10 +117,13 @@ def finetune(
 ) -> dict:
     """Train a residual on top of the BC policy at `bc_checkpoint`; returns the last metrics row."""
     residual = residual or ResidualSettings()
+    if (bc_checkpoint / RESIDUAL_FILE).is_file():
+        raise PolicyError(f"{bc_checkpoint}: already a finetuned policy; finetune its BC policy instead")
     source = find_pretrained_model(bc_checkpoint)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir}: already exists; choose a new --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not (out_dir / LEROBOT_MODEL).exists():
-        shutil.copytree(source, out_dir / LEROBOT_MODEL)
+    shutil.copytree(source, out_dir / LEROBOT_MODEL)
     write_json(out_dir / RESIDUAL_FILE, {"bc_checkpoint": str(source), "task": task.name, **asdict(residual)})
     base = LeRobotPolicy(out_dir / LEROBOT_MODEL, task)
     task = dataclasses.replace(task, train=dataclasses.replace(task.train, init_noise_std=residual.init_noise_std))
@@ -121,5 +135,6 @@ def finetune(
         progress=progress,
         reward_loader=reward_loader,
         make_env=lambda env: ResidualEnv(env, base, residual.scale),
+        stagger=False,
         init_policy=zero_residual_output,
     )

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from robosmith.bc.features import CAMERAS, IMAGE_SIZE, observation_batch
+from robosmith.bc.features import CAMERAS, ENV_STATE, IMAGE_SIZE, environment_state_names, image_key, observation_batch
 from robosmith.bc.units import from_lerobot
 from robosmith.sim.render import SceneRenderer
 from robosmith.sim.state import SimState
@@ -58,11 +58,21 @@ class LeRobotPolicy:
         self.path = find_pretrained_model(path)
         self.task = task
         config = PreTrainedConfig.from_pretrained(self.path)
+        expected = len(environment_state_names(task))
+        got = config.input_features[ENV_STATE].shape[0] if ENV_STATE in config.input_features else None
+        if got != expected:
+            raise PolicyError(
+                f"{self.path / 'config.json'}: input_features: {ENV_STATE} has {got} values, "
+                f"task {task.name} provides {expected}: the policy was trained for another task"
+            )
+        # Rollouts run on the CPU; a checkpoint trained on a GPU keeps "cuda" in its processors otherwise.
         config.device = "cpu"
         self.policy = get_policy_class(config.type).from_pretrained(self.path, config=config)
         self.policy.eval()
-        self.preprocess, self.postprocess = make_pre_post_processors(config, pretrained_path=str(self.path))
-        self.cameras = [c for c in CAMERAS if f"observation.images.{c}" in config.input_features]
+        self.preprocess, self.postprocess = make_pre_post_processors(
+            config, pretrained_path=str(self.path), preprocessor_overrides={"device_processor": {"device": "cpu"}}
+        )
+        self.cameras = [c for c in CAMERAS if image_key(c) in config.input_features]
         self.renderer = (
             SceneRenderer(task.scene, width=IMAGE_SIZE[1], height=IMAGE_SIZE[0]) if self.cameras else None
         )
@@ -100,6 +110,15 @@ def residual_observation(env: TaskEnv, s: SimState, base_action: torch.Tensor) -
     return torch.cat([env.observe(s), base_action], dim=1)
 
 
+def compose(base_action: torch.Tensor, residual: torch.Tensor, scale: float) -> torch.Tensor:
+    """The finetuned action: the BC action plus the residual scaled by `scale`, within the action range.
+
+    The residual itself is not clipped: PPO's Gaussian may learn means beyond 1, i.e. corrections larger than
+    `scale`. On so101_lift it did, and clipping the trained residual to [-1, 1] cost 22 points of success.
+    """
+    return (base_action + scale * residual).clamp(-1.0, 1.0)
+
+
 class ResidualPolicy:
     """A finetuned policy: the frozen BC policy's action plus a small learned correction."""
 
@@ -107,6 +126,9 @@ class ResidualPolicy:
         from robosmith.train.ppo import build_actor, load_run
 
         info = json.loads((path / RESIDUAL_FILE).read_text())
+        if info.get("task") != task.name:
+            raise PolicyError(f"{path / RESIDUAL_FILE}: task: the residual was trained on {info.get('task')}, "
+                              f"not {task.name}")
         self.scale = float(info["scale"])
         self.base = LeRobotPolicy(path / LEROBOT_MODEL, task)
         _, _, cfg, checkpoint = load_run(path)
@@ -120,7 +142,7 @@ class ResidualPolicy:
     def act(self, env: TaskEnv) -> torch.Tensor:
         base = self.base.act(env)
         obs = TensorDict({"policy": residual_observation(env, env.state, base)}, batch_size=[env.num_envs])
-        return base + self.scale * self.actor(obs)
+        return compose(base, self.actor(obs), self.scale)
 
     def close(self) -> None:
         self.base.close()

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from robosmith.bc.collect import dataset_info
+from robosmith.bc.collect import dataset_info, repo_id
 from robosmith.bc.features import CAMERAS, image_key
 from robosmith.runs import write_json
 
@@ -77,14 +77,13 @@ def _state_only_copy(dataset: Path, out: Path) -> Path:
 
     if (out / "meta" / "info.json").is_file():
         return out
-    source = LeRobotDataset(_repo_id(dataset), root=dataset)
+    partial = out.with_name(out.name + ".partial")  # renamed when complete: a stopped copy is never reused
+    shutil.rmtree(partial, ignore_errors=True)
+    source = LeRobotDataset(repo_id(dataset), root=dataset)
     cameras = [image_key(c) for c in CAMERAS if image_key(c) in source.meta.features]
-    remove_feature(source, cameras, output_dir=out, repo_id=_repo_id(out))
+    remove_feature(source, cameras, output_dir=partial, repo_id=repo_id(out))
+    partial.rename(out)
     return out
-
-
-def _repo_id(root: Path) -> str:
-    return f"robosmith/{root.name}"
 
 
 def _lerobot_train() -> str:
@@ -94,7 +93,7 @@ def _lerobot_train() -> str:
 def lerobot_train_command(dataset: Path, lerobot_dir: Path, settings: BCTrainSettings) -> list[str]:
     args = [
         _lerobot_train(),
-        f"--dataset.repo_id={_repo_id(dataset)}",
+        f"--dataset.repo_id={repo_id(dataset)}",
         f"--dataset.root={dataset}",
         f"--policy.type={settings.policy}",
         f"--policy.device={settings.device}",
@@ -116,28 +115,35 @@ def lerobot_train_command(dataset: Path, lerobot_dir: Path, settings: BCTrainSet
 
 
 def train_bc(dataset: Path, out_dir: Path, settings: BCTrainSettings) -> Path:
-    """Train a LeRobot policy on `dataset`; returns the folder of the last checkpoint's policy."""
+    """Train a LeRobot policy on `dataset`; returns the folder of the last checkpoint's policy.
+
+    Run again on the same `out_dir` after a stop, it resumes from the last checkpoint with the settings the
+    training started with (LeRobot keeps them in the checkpoint).
+    """
+    # Absolute paths: LeRobot stores them in the checkpoint, and a resume may start from another folder.
+    dataset, out_dir = dataset.resolve(), out_dir.resolve()
     if not (dataset / "meta" / "info.json").is_file():
         raise FileNotFoundError(f"{dataset}: not a LeRobot dataset (no meta/info.json)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = _state_only_copy(dataset, out_dir / "dataset_state") if settings.inputs == "state" else dataset
+    record_path = out_dir / "bc_train.json"
     lerobot_dir = out_dir / "lerobot"
     last_config = lerobot_dir / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
-    if last_config.is_file():  # an earlier run of this command was stopped: go on from its last checkpoint
+    if last_config.is_file() and record_path.is_file():  # stopped before: go on from the last checkpoint
+        record = json.loads(record_path.read_text())
+        record["resumes"] = record.get("resumes", 0) + 1
         command = [_lerobot_train(), f"--config_path={last_config}", "--resume=true"]
     else:
-        if lerobot_dir.exists():  # stopped before its first checkpoint: nothing to keep
-            shutil.rmtree(lerobot_dir)
+        shutil.rmtree(lerobot_dir, ignore_errors=True)  # stopped before its first checkpoint: nothing to keep
+        data = _state_only_copy(dataset, out_dir / "dataset_state") if settings.inputs == "state" else dataset
         command = lerobot_train_command(data, lerobot_dir, settings)
-    write_json(
-        out_dir / "bc_train.json",
-        {"dataset": str(dataset), "demonstrations": dataset_info(dataset).get("episodes"), **asdict(settings),
-         "command": command},
-    )
+        record = {"dataset": str(dataset), "demonstrations": dataset_info(dataset).get("episodes"),
+                  **asdict(settings), "train_command": command, "wall_s": 0.0}
+    write_json(record_path, {**record, "command": command})
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
     started = time.monotonic()
-    subprocess.run(command, env=env, check=True)
-    wall = time.monotonic() - started
-    info = json.loads((out_dir / "bc_train.json").read_text())
-    write_json(out_dir / "bc_train.json", {**info, "wall_s": round(info.get("wall_s", 0.0) + wall, 1)})
+    try:
+        subprocess.run(command, env=env, check=True)
+    finally:
+        record["wall_s"] = round(record["wall_s"] + time.monotonic() - started, 1)
+        write_json(record_path, {**record, "command": command})
     return lerobot_dir / "checkpoints" / "last" / "pretrained_model"

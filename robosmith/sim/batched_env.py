@@ -186,6 +186,11 @@ class BatchedEnv:
                     if not near.any():
                         break
                     goal[near, :2] = np.stack([self._uniform(r, int(near.sum())) for r in (rc.goal_x, rc.goal_y)], 1)
+                else:
+                    raise ValueError(
+                        f"reset.goal_min_distance: {rc.goal_min_distance} m cannot be kept with the goal_x/goal_y "
+                        "and object_x/object_y ranges"
+                    )
             self.goal_pos[torch.as_tensor(ids)] = torch.as_tensor(goal, dtype=torch.float32)
         d = self._fwd_data
         for row, env in enumerate(ids):

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from robosmith.reward import RewardFn, compile_reward
-from robosmith.runs import write_json
+from robosmith.runs import RunError, write_json
 from robosmith.sim.render import SceneRenderer, write_video
 from robosmith.train.env import TaskEnv
 from robosmith.train.ppo import build_actor, load_run
@@ -38,6 +38,8 @@ def evaluate_run(
     threads: int = 0,
 ) -> dict:
     """Roll the run's deterministic policy out for `episodes` fresh episodes; writes eval.json and eval.mp4."""
+    if (run_dir / "residual.json").is_file():  # robosmith.bc's finetune folders: a residual needs its BC policy
+        raise RunError(f"{run_dir}: a finetuned BC policy; evaluate it with `robosmith bc eval`")
     task, reward_body, cfg, checkpoint = load_run(run_dir)
     env = TaskEnv(task, reward_loader(reward_body), episodes, seed=seed, auto_reset=False, nthread=threads)
     actor = build_actor(env.get_observations(), env.num_actions, cfg, checkpoint["actor_state_dict"])

@@ -112,14 +112,15 @@ def train(
     threads: int | None = None,
     tracking_group: str | None = None,
     make_env: Callable[[TaskEnv], VecEnv] | None = None,
+    stagger: bool = True,
     init_policy: Callable[[PPO], None] | None = None,
 ) -> dict:
     """Train a policy for `task` with `reward_body`; returns the final metrics row.
 
     `reward_loader` turns the body into a function: the agent passes its sandboxed loader for LLM code.
-    `make_env` wraps the task's environment (finetuning a BC policy trains a residual on top of it); the
-    wrapper keeps its environments' episodes in lockstep, so they are not staggered. `init_policy` may
-    change the freshly built networks (a residual starts at zero).
+    `make_env` wraps the task's environment (finetuning a BC policy trains a residual on top of it);
+    `stagger=False` keeps all episodes in lockstep instead of spreading their starts (a BC policy's action
+    queue is shared by all environments). `init_policy` may change the freshly built networks.
     """
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -134,10 +135,10 @@ def train(
     write_json(run_dir / "config.json", config)
 
     env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads)
-    if make_env is None:
+    if stagger:
         # Staggered episode starts keep resets (and success statistics) spread over every iteration.
         env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
-    else:
+    if make_env is not None:
         env = make_env(env)
     ppo = build_ppo(env, cfg)
     if init_policy is not None:
