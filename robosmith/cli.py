@@ -358,7 +358,7 @@ def bc_collect(
         folder = out or RUNS_DIR / "bc" / f"{spec.name}-demos-{episodes}"
         style = DemoStyle.perfect() if perfect else DemoStyle()
         info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress)
-    except (TaskError, ValueError, FileExistsError) as e:
+    except (TaskError, ValueError, FileExistsError, RuntimeError) as e:
         _fail(str(e))
     typer.echo(
         f"{info['episodes']} demonstrations in {folder} (the demonstrator succeeded in "
@@ -371,7 +371,7 @@ def bc_train(
     dataset: Annotated[Path, typer.Argument(help="LeRobot dataset folder (from `robosmith bc collect`)")],
     policy: Annotated[str, typer.Option(help="act or diffusion")] = "act",
     inputs: Annotated[str, typer.Option(help="state (CPU default) or images (front and wrist cameras)")] = "state",
-    steps: Annotated[int, typer.Option(help="training steps")] = 3000,
+    steps: Annotated[int, typer.Option(help="training steps")] = 4000,
     batch_size: Annotated[int, typer.Option()] = 32,
     lr: Annotated[float, typer.Option(help="learning rate")] = 1e-4,
     device: Annotated[str, typer.Option(help="cpu, cuda or mps")] = "cpu",

@@ -33,7 +33,7 @@ INPUTS = ("state", "images")
 class BCTrainSettings:
     policy: str = "act"
     inputs: str = "state"  # "state": joints + object pose; "images": also the front and wrist cameras
-    steps: int = 3000
+    steps: int = 4000
     batch_size: int = 32
     learning_rate: float = 1e-4
     save_every: int = 500  # steps between LeRobot checkpoints (what a killed run resumes from)
