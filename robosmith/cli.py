@@ -18,10 +18,31 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _checked_reward(reward: Path | None, spec) -> str:
+    """The reward body a command trains: `reward` (a file, a training run or an agent run) or the task's own.
+
+    It gets the static check of the agent's candidates; the caller trains it with their restricted loader.
+    """
+    from robosmith.agent.sandbox import RewardRejected, check_static
+    from robosmith.runs import RunError, reward_body_from
+
+    if reward is not None and not reward.exists():
+        _fail(f"{reward}: no such reward file")
+    try:
+        body = reward_body_from(reward) if reward else spec.reference_reward_body()
+        check_static(body)
+    except RunError as e:
+        _fail(str(e))
+    except RewardRejected as e:
+        _fail(f"{reward}: {e.reason}")
+    return body
+
+
 @app.command()
 def train(
     task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
-    reward: Annotated[Path | None, typer.Option(help="file defining compute_reward(s)")] = None,
+    reward: Annotated[Path | None, typer.Option(help="file defining compute_reward(s), a training run or an agent run")]
+    = None,
     minutes: Annotated[float | None, typer.Option(help="wall-clock limit of training")] = None,
     iterations: Annotated[int | None, typer.Option(help="PPO iterations at most")] = None,
     num_envs: Annotated[int | None, typer.Option(help="parallel environments")] = None,
@@ -45,16 +66,9 @@ def train(
         )
     except (TaskError, ValueError) as e:
         _fail(str(e))
-    if reward is not None and not reward.is_file():
-        _fail(f"{reward}: no such reward file")
-    body = reward.read_text() if reward else spec.reference_reward_body()
-    # A reward file gets the same checks and the same restricted loader as the agent's candidates.
-    from robosmith.agent.sandbox import RewardRejected, check_static, load_reward_fn
+    from robosmith.agent.sandbox import load_reward_fn
 
-    try:
-        check_static(body)
-    except RewardRejected as e:
-        _fail(f"{reward}: {e.reason}")
+    body = _checked_reward(reward, spec)
     run_dir = out if out else new_run_dir(spec.name)
     typer.echo(f"run folder: {run_dir}")
     last = train_policy(spec, body, run_dir, settings, progress=progress, reward_loader=load_reward_fn)
@@ -435,12 +449,11 @@ def finetune(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Improve a BC policy with RL in simulation: PPO trains a residual on top of the frozen BC policy."""
-    from robosmith.agent.sandbox import RewardRejected, check_static, load_reward_fn
+    from robosmith.agent.sandbox import load_reward_fn
     from robosmith.bc.evaluate import evaluate_bc
     from robosmith.bc.finetune import ResidualSettings
     from robosmith.bc.finetune import finetune as finetune_policy
-    from robosmith.bc.policy import PolicyError
-    from robosmith.runs import RunError, new_run_dir, reward_body_from
+    from robosmith.runs import new_run_dir
     from robosmith.task import TaskError, load_task
     from robosmith.train.ppo import TrainSettings
 
@@ -449,15 +462,15 @@ def finetune(
         settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
                                            seed=seed, eval_episodes=eval_episodes)
         residual = ResidualSettings(scale=residual_scale)
-        body = reward_body_from(reward) if reward else spec.reference_reward_body()
-        check_static(body)  # a reward from elsewhere gets the agent's checks and its restricted loader
-        folder = out or new_run_dir(f"{spec.name}-finetune")
-        typer.echo(f"finetune folder: {folder}")
-        last = finetune_policy(checkpoint, spec, folder, settings, residual, body, load_reward_fn, progress)
-    except (TaskError, ValueError, RunError, PolicyError, FileExistsError) as e:
+    except (TaskError, ValueError) as e:
         _fail(str(e))
-    except RewardRejected as e:
-        _fail(f"{reward}: {e.reason}")
+    body = _checked_reward(reward, spec)
+    folder = out or new_run_dir(f"{spec.name}-finetune")
+    typer.echo(f"finetune folder: {folder}")
+    try:
+        last = finetune_policy(checkpoint, spec, folder, settings, residual, body, load_reward_fn, progress)
+    except (ValueError, FileExistsError) as e:  # PolicyError is a ValueError
+        _fail(str(e))
     typer.echo(f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s")
     result = evaluate_bc(folder, spec, folder / "eval", eval_episodes, progress=progress)
     _print_eval(folder / "eval", result)

@@ -22,11 +22,11 @@ from robosmith.bc.features import (
     ACTION,
     CAMERAS,
     ENV_STATE,
-    IMAGE_SIZE,
     STATE,
+    camera_renderer,
     dataset_features,
-    environment_state,
     image_key,
+    observation_batch,
 )
 from robosmith.bc.units import to_lerobot
 from robosmith.runs import write_json
@@ -80,7 +80,7 @@ def collect(
         robot_type="so101_follower",
         use_videos=True,
     )
-    renderer = SceneRenderer(task.scene, width=IMAGE_SIZE[1], height=IMAGE_SIZE[0]) if with_images else None
+    renderer = camera_renderer(task) if with_images else None
     started = time.monotonic()
     attempts = succeeded = kept = 0
     stop = _StopRequest()
@@ -135,8 +135,9 @@ def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Epi
     demonstrator.begin(s)
     states, env_states, actions, qpos = [], [], [], []
     for _ in range(task.episode_length):
-        states.append(to_lerobot(s.joint_pos.float()))
-        env_states.append(environment_state(task, s))
+        observation = observation_batch(task, s)  # what a policy trained on these demonstrations will see
+        states.append(observation[STATE])
+        env_states.append(observation[ENV_STATE])
         qpos.append(np.stack([env.qpos_of(i) for i in range(n)]))
         s, _ = env.step(env.action_for_targets(demonstrator.targets(s)))
         actions.append(to_lerobot(torch.as_tensor(env.target, dtype=torch.float32)))

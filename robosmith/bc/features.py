@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from robosmith.bc.units import LEROBOT_JOINT_NAMES, to_lerobot
+from robosmith.sim.render import SceneRenderer
 from robosmith.sim.state import SimState
 from robosmith.task import TaskSpec
 
@@ -22,6 +23,11 @@ IMAGE_SIZE = (240, 320)  # height, width of both cameras
 
 def image_key(camera: str) -> str:
     return f"observation.images.{camera}"
+
+
+def camera_renderer(task: TaskSpec) -> SceneRenderer:
+    """Renders the task's cameras at the size the datasets record and the image policies read."""
+    return SceneRenderer(task.scene, width=IMAGE_SIZE[1], height=IMAGE_SIZE[0])
 
 
 def environment_state_names(task: TaskSpec) -> list[str]:

@@ -78,8 +78,7 @@ class ResidualEnv(VecEnv):
         self.env.episode_length_buf = value
 
     def get_observations(self) -> TensorDict:
-        obs = residual_observation(self.env, self.env.state, self.base_action)
-        return TensorDict({"policy": obs}, batch_size=[self.num_envs])
+        return residual_observation(self.env, self.base_action)
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         _, reward, dones, extras = self.env.step(compose(self.base_action, actions, self.scale))

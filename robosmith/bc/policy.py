@@ -15,10 +15,15 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from robosmith.bc.features import CAMERAS, ENV_STATE, IMAGE_SIZE, environment_state_names, image_key, observation_batch
+from robosmith.bc.features import (
+    CAMERAS,
+    ENV_STATE,
+    camera_renderer,
+    environment_state_names,
+    image_key,
+    observation_batch,
+)
 from robosmith.bc.units import from_lerobot
-from robosmith.sim.render import SceneRenderer
-from robosmith.sim.state import SimState
 from robosmith.task import TaskSpec
 from robosmith.train.env import TaskEnv, observation_dim
 
@@ -73,9 +78,7 @@ class LeRobotPolicy:
             config, pretrained_path=str(self.path), preprocessor_overrides={"device_processor": {"device": "cpu"}}
         )
         self.cameras = [c for c in CAMERAS if image_key(c) in config.input_features]
-        self.renderer = (
-            SceneRenderer(task.scene, width=IMAGE_SIZE[1], height=IMAGE_SIZE[0]) if self.cameras else None
-        )
+        self.renderer = camera_renderer(task) if self.cameras else None
 
     def reset(self) -> None:
         self.policy.reset()
@@ -105,9 +108,10 @@ class LeRobotPolicy:
             self.renderer.close()
 
 
-def residual_observation(env: TaskEnv, s: SimState, base_action: torch.Tensor) -> torch.Tensor:
+def residual_observation(env: TaskEnv, base_action: torch.Tensor) -> TensorDict:
     """What the residual policy sees: the task's observations and the action the BC policy proposes."""
-    return torch.cat([env.observe(s), base_action], dim=1)
+    obs = torch.cat([env.observe(env.state), base_action], dim=1)
+    return TensorDict({"policy": obs}, batch_size=[env.num_envs])
 
 
 def compose(base_action: torch.Tensor, residual: torch.Tensor, scale: float) -> torch.Tensor:
@@ -141,8 +145,7 @@ class ResidualPolicy:
     @torch.no_grad()
     def act(self, env: TaskEnv) -> torch.Tensor:
         base = self.base.act(env)
-        obs = TensorDict({"policy": residual_observation(env, env.state, base)}, batch_size=[env.num_envs])
-        return compose(base, self.actor(obs), self.scale)
+        return compose(base, self.actor(residual_observation(env, base)), self.scale)
 
     def close(self) -> None:
         self.base.close()
