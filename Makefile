@@ -3,10 +3,14 @@ PY ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# mjlab pins its own MuJoCo and rsl-rl, so it lives in a venv of its own; candidates train there as subprocesses.
+MJLAB_VENV := .venv-mjlab
+MJLAB_STAMP := $(MJLAB_VENV)/.installed
+MJLAB_PIN := mjlab==1.6.0 torch==2.10.0
 export HF_HUB_OFFLINE := 1
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test lint bench sysdeps clean-venv
+.PHONY: demo test lint bench sysdeps mjlab clean-venv
 
 # Offscreen rendering needs EGL and Mesa's software renderer (Debian: libegl1, libgl1-mesa-dri); LeRobot's
 # video decoder (torchcodec) needs FFmpeg's shared libraries; the report test needs Debian's chromium.
@@ -26,11 +30,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,bc]'
 	@touch $(STAMP)
 
+$(MJLAB_STAMP): Makefile
+	@test -x $(MJLAB_VENV)/bin/python || $(shell command -v $(PY) || echo python3) -m venv $(MJLAB_VENV)
+	$(MJLAB_VENV)/bin/pip install -q --upgrade pip
+	$(MJLAB_VENV)/bin/pip install -q $(MJLAB_PIN)
+	@touch $(MJLAB_STAMP)
+
+mjlab: $(MJLAB_STAMP)
+
 # The reward-design loop on a sentence, offline proposer (no LLM needed): about 10-20 minutes on 2 cores.
 demo: sysdeps $(STAMP)
 	$(BIN)/robosmith run "reach the target point with the gripper" --candidates 2 --iterations 2 --train-minutes 7
 
-test: sysdeps $(STAMP)
+test: sysdeps $(STAMP) $(MJLAB_STAMP)
 	$(BIN)/ruff check robosmith tests
 	$(BIN)/python -m pytest
 
@@ -38,4 +50,4 @@ bench: sysdeps $(STAMP)
 	$(BIN)/robosmith bench --json
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(MJLAB_VENV)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -132,6 +133,9 @@ def run(
     llm_temperature: Annotated[float | None, typer.Option()] = None,
     budget_usd: Annotated[float | None, typer.Option(help="stop when LLM calls have cost this much")] = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>)")] = None,
+    backend: Annotated[str, typer.Option(help="where candidates train: cpu, mjlab or isaaclab")] = "cpu",
+    mjlab_python: Annotated[Path | None, typer.Option(help="mjlab's python (default: .venv-mjlab)")] = None,
+    isaaclab_python: Annotated[Path | None, typer.Option(help="Isaac Lab's python, or isaaclab.sh")] = None,
 ) -> None:
     """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate."""
     from robosmith.agent.llm import LLMClient, LLMConfig
@@ -146,10 +150,17 @@ def run(
             budget_usd=budget_usd,
         )
         llm = llm if llm and llm.configured else None
+        engine_python = str(isaaclab_python or mjlab_python or "") or None
+        version = "3.0"
+        if backend == "isaaclab":
+            from robosmith.sim.engines import engine_command, isaaclab_version
+
+            version = isaaclab_version(engine_command(backend, engine_python))
         settings = LoopSettings(
             candidates=candidates, max_iterations=iterations, train_minutes=train_minutes, num_envs=num_envs,
             parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
-            until=_parse_until(until) if until else None,
+            until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
+            isaaclab_version=version,
         )
     except ValueError as e:
         _fail(str(e))
@@ -166,7 +177,11 @@ def run(
     if out is None:  # name the folder after the task, now that it is known
         named = staging.with_name(staging.name.removesuffix("-run") + f"-{choice.spec.name}")
         staging = staging.rename(named) if not named.exists() else staging
-    loop = RewardLoop.create(staging, choice.spec, settings, llm, {"input": task, "how": choice.how, "why": choice.why})
+    try:
+        loop = RewardLoop.create(staging, choice.spec, settings, llm,
+                                 {"input": task, "how": choice.how, "why": choice.why})
+    except ValueError as e:
+        _fail(str(e))
     typer.echo(f"run folder: {staging}  (task saved to task.yaml)")
     if loop.client:
         typer.echo(f"proposer: LLM {llm.model} at {llm.base_url or 'api.openai.com'}")
@@ -317,6 +332,34 @@ def report(run: Annotated[Path, typer.Argument(help="run folder of `robosmith ru
     if not (run / "run.json").is_file():
         _fail(f"{run}: not a reward-design run (no run.json)")
     typer.echo(f"report: {write_report(run)}")
+
+
+@app.command()
+def export(
+    source: Annotated[str, typer.Argument(help="an agent run, a training run, or a task name or file")],
+    target: Annotated[str, typer.Option(help="mjlab or isaaclab")],
+    out: Annotated[Path, typer.Option(help="folder the package is written into")],
+    candidate: Annotated[str | None, typer.Option(help="agent run candidate, e.g. 1.2 (default: best)")] = None,
+    isaaclab_version: Annotated[str, typer.Option(help="Isaac Lab the package is for: 2.3 or 3.0")] = "3.0",
+    randomize: Annotated[bool, typer.Option(help="add the task's domain randomization as reset events")] = False,
+) -> None:
+    """Write a task package for mjlab or Isaac Lab: env config, registration, rsl-rl config, the same reward."""
+    from robosmith.agent.sandbox import RewardRejected, check_static
+    from robosmith.runs import RunError
+    from robosmith.sim.export import ExportError, ExportOptions, export_package, export_source
+    from robosmith.task import TaskError
+
+    try:
+        options = ExportOptions(target, isaaclab_version, randomize)
+        task, body, label = export_source(source, candidate)
+        check_static(body)
+        package = export_package(task, body, out, dataclasses.replace(options, label=label))
+    except (ExportError, RunError, TaskError) as e:
+        _fail(str(e))
+    except RewardRejected as e:
+        _fail(f"{source}: the reward does not pass the static check: {e.reason}")
+    typer.echo(f"{task.name} ({label}) for {options.flavour}: {package}")
+    typer.echo(f"train it:  cd {out} && <{target} python> -m {package.name}.train --run-dir DIR")
 
 
 @app.command("check-reward")

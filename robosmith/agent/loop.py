@@ -25,13 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-import jinja2
 import yaml
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from robosmith import REPO_ROOT
 from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
 from robosmith.agent.pool import train_candidates
 from robosmith.agent.proposers import (
@@ -47,11 +45,12 @@ from robosmith.agent.sandbox import RewardRejected, validate_reward
 from robosmith.agent.worker import JOB_FILE, RESULT_FILE
 from robosmith.report import write_report
 from robosmith.runs import write_json
+from robosmith.sim.engines import engine_command
+from robosmith.sim.export import ExportOptions, export_package, package_name, task_info, template_env
 from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import start_tracking
 from robosmith.train.ppo import TrainSettings
 
-TEMPLATES_DIR = REPO_ROOT / "templates"
 THREAD = {"configurable": {"thread_id": "reward-loop"}, "recursion_limit": 10_000}
 
 
@@ -70,10 +69,15 @@ class LoopSettings:
     review: bool = False  # pause after each iteration for a person's decision
     baseline: bool = True  # also train the task's reference reward in the first iteration
     until: float | None = None  # stop after this wall-clock time (seconds since the epoch)
+    backend: str = "cpu"  # where candidates train: cpu (MuJoCo here), mjlab or isaaclab (exported packages)
+    engine_python: str | None = None  # the engine's interpreter (or isaaclab.sh); mjlab default: .venv-mjlab
+    isaaclab_version: str = "3.0"  # which Isaac Lab the exported packages are written for
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
             raise ValueError("candidates and max_iterations must be >= 1, train_minutes > 0")
+        if self.backend != "cpu":
+            engine_command(self.backend, self.engine_python)  # fails now, with the path, not in every candidate
 
     @property
     def workers(self) -> int:
@@ -106,14 +110,14 @@ class RewardLoop:
         self.run_dir, self.task, self.settings = run_dir, task, settings
         self.client = LLMClient(llm, run_dir / "llm_calls.jsonl") if llm and llm.configured else None
         self.proposer = LLMProposer(self.client) if self.client else OfflineProposer(seed=settings.seed)
-        self.templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
-        )
+        self.templates = template_env()
 
     # ------------------------------------------------------------------------------------------ set-up
     @staticmethod
     def create(run_dir: Path, task: TaskSpec, settings: LoopSettings, llm: LLMConfig | None,
                choice: dict | None = None) -> RewardLoop:
+        if settings.backend != "cpu":  # a task the engine cannot express fails now, not in every candidate
+            task_info(task, ExportOptions(settings.backend, settings.isaaclab_version))
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "task.yaml").write_text(yaml.safe_dump(task.to_dict(), sort_keys=False))
         loop = RewardLoop(run_dir, task, settings, llm)
@@ -191,11 +195,18 @@ class RewardLoop:
                         components=components, body=code.strip(),
                     )
                     (folder / "reward.py").write_text(module)
-                    write_json(folder / JOB_FILE, {
+                    job = {
                         "task": self.task.to_dict(), "settings": dataclasses.asdict(settings),
                         "reward_file": "reward.py", "threads": self.settings.threads_per_candidate,
-                        "group": self.run_dir.name,
-                    })
+                        "group": self.run_dir.name, "backend": self.settings.backend,
+                    }
+                    if self.settings.backend != "cpu":
+                        options = ExportOptions(self.settings.backend, self.settings.isaaclab_version,
+                                                label=f"candidate {c['id']} ({c['origin']})")
+                        export_package(self.task, code, folder, options, components)
+                        job["package"] = package_name(self.task)
+                        job["engine_command"] = engine_command(self.settings.backend, self.settings.engine_python)
+                    write_json(folder / JOB_FILE, job)
                     c.update(status="valid")
             out.append(c)
         return {"candidates": out}

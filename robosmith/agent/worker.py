@@ -13,7 +13,8 @@ import traceback
 from pathlib import Path
 
 from robosmith.agent.sandbox import load_reward_fn
-from robosmith.runs import write_json
+from robosmith.runs import read_metrics, write_json
+from robosmith.sim.engines import launch_training
 from robosmith.task import task_from_dict
 from robosmith.train.evaluate import evaluate_run
 from robosmith.train.ppo import TrainSettings, train
@@ -30,15 +31,18 @@ def run_candidate(folder: Path) -> dict:
     threads = int(job.get("threads", 1))
     result: dict = {"status": "ok", "reason": ""}
     try:
-        last = train(task, body, folder, settings, progress=False, reward_loader=load_reward_fn, threads=threads,
-                     tracking_group=job.get("group"))
+        if job.get("backend", "cpu") == "cpu":
+            last = train(task, body, folder, settings, progress=False, reward_loader=load_reward_fn, threads=threads,
+                         tracking_group=job.get("group"))
+            ev = evaluate_run(
+                folder, episodes=settings.eval_episodes, video_episodes=settings.video_episodes, progress=False,
+                reward_loader=load_reward_fn, threads=threads,
+            )
+        else:
+            last, ev = train_on_engine(folder, job, settings)
         losses = [v for k, v in last.items() if k.startswith("loss/")]
         if not all(math.isfinite(v) for v in losses) or not math.isfinite(last["mean_reward"]):
             result.update(status="nan", reason="training produced NaN losses or rewards")
-        ev = evaluate_run(
-            folder, episodes=settings.eval_episodes, video_episodes=settings.video_episodes, progress=False,
-            reward_loader=load_reward_fn, threads=threads,
-        )
         result.update(
             success_rate=ev["success_rate"], ci95=ev["ci95"], eval_episodes=ev["episodes"],
             mean_reward=last["mean_reward"], train_success_rate=last["success_rate"],
@@ -50,6 +54,20 @@ def run_candidate(folder: Path) -> dict:
         (folder / "traceback.txt").write_text(traceback.format_exc())
     write_json(folder / RESULT_FILE, result)
     return result
+
+
+def train_on_engine(folder: Path, job: dict, settings: TrainSettings) -> tuple[dict, dict]:
+    """Train the exported package in the folder with the engine's interpreter; (last metrics row, eval.json)."""
+    package_dir = folder / job["package"]
+    sys.stdout.flush()
+    code = launch_training(
+        job["engine_command"], package_dir, folder, settings.num_envs, settings.max_iterations,
+        settings.max_minutes, settings.eval_episodes, settings.seed, log=sys.stdout,
+    )
+    rows = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
+    if code != 0 or not rows or not (folder / "eval.json").is_file():
+        raise RuntimeError(f"the {job['backend']} trainer exited with code {code} after {len(rows)} iterations")
+    return rows[-1], json.loads((folder / "eval.json").read_text())
 
 
 if __name__ == "__main__":

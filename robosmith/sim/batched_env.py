@@ -192,19 +192,36 @@ class BatchedEnv:
                         "and object_x/object_y ranges"
                     )
             self.goal_pos[torch.as_tensor(ids)] = torch.as_tensor(goal, dtype=torch.float32)
-        d = self._fwd_data
-        for row, env in enumerate(ids):
-            model = self.models[env]
-            mujoco.mj_resetData(model, d)
-            d.qpos[:] = qpos[row]
-            mujoco.mj_forward(model, d)
-            mujoco.mj_getState(model, d, self._state[env], STATE_SPEC)
-            self._sens[env] = d.sensordata
+        self._write_states(ids, qpos, np.zeros((k, m.nv)), qpos[:, :6])
         self.target[ids] = qpos[:, :6]
         t_ids = torch.as_tensor(ids)
         self.action[t_ids] = 0.0
         self.prev_action[t_ids] = 0.0
         self.episode_step[t_ids] = 0
+
+    def _write_states(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, ctrl: np.ndarray) -> None:
+        d = self._fwd_data
+        for row, env in enumerate(ids):
+            model = self.models[env]
+            mujoco.mj_resetData(model, d)
+            d.qpos[:] = qpos[row]
+            d.qvel[:] = qvel[row]
+            d.ctrl[:] = ctrl[row]
+            mujoco.mj_forward(model, d)
+            mujoco.mj_getState(model, d, self._state[env], STATE_SPEC)
+            self._sens[env] = d.sensordata
+
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray, targets: np.ndarray | None = None) -> None:
+        """Put every environment into a given physical state (N, nq), (N, nv) with servo targets (N, 6) rad
+        (default: where the joints are); sensors, contact forces included, are computed exactly.
+
+        Used to compare engines on the same states and to replay recorded states.
+        """
+        qpos = np.asarray(qpos, float)
+        targets = qpos[:, :6] if targets is None else np.asarray(targets, float)
+        targets = np.clip(targets, self.joint_low, self.joint_high)
+        self._write_states(np.arange(self.num_envs), qpos, np.asarray(qvel, float), targets)
+        self.target[:] = targets
 
     # -------------------------------------------------------------------------------------------- step
     def step(self, action: torch.Tensor) -> tuple[SimState, torch.Tensor]:
@@ -261,10 +278,16 @@ class BatchedEnv:
             s.object_linvel = sens[:, sl["object_linvel"]]
             fixed, moving = sens[:, sl["fixed_jaw_pad_contact"]], sens[:, sl["moving_jaw_pad_contact"]]
             s.finger_contact = torch.stack([fixed[:, 0], moving[:, 0]], dim=1).clamp(max=1.0)
-            s.finger_force = torch.stack([fixed[:, 1], moving[:, 1]], dim=1)
+            # The net force, not one contact's: engines split a pad's pinch over different contact points.
+            s.finger_force = torch.stack([fixed[:, 1:4].norm(dim=1), moving[:, 1:4].norm(dim=1)], dim=1)
         return s
 
     # ------------------------------------------------------------------------------ rendering support
+    def physical_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos (N, nq), qvel (N, nv)) of every environment: what `set_state` takes back."""
+        m = self.model
+        return self._state[:, 1 : 1 + m.nq].copy(), self._state[:, 1 + m.nq : 1 + m.nq + m.nv].copy()
+
     def qpos_of(self, env: int) -> np.ndarray:
         return self._state[env, 1 : 1 + self.model.nq].copy()
 

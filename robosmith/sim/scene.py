@@ -124,7 +124,7 @@ def build_scene_spec(cfg: SceneConfig, visual: bool) -> mujoco.MjSpec:
         _add_sensor(spec, "object_quat", mujoco.mjtSensor.mjSENS_FRAMEQUAT, body, CUBE_BODY)
         _add_sensor(spec, "object_linvel", mujoco.mjtSensor.mjSENS_FRAMELINVEL, body, CUBE_BODY)
         for pad in PAD_GEOMS:
-            # Contact sensor: data = found|force (bits 0 and 1), reduce = max force, one contact.
+            # Contact sensor: data = found|force (bits 0 and 1), reduce = net force (world frame) over all contacts.
             _add_sensor(
                 spec,
                 f"{pad}_contact",
@@ -133,7 +133,7 @@ def build_scene_spec(cfg: SceneConfig, visual: bool) -> mujoco.MjSpec:
                 pad,
                 reftype=mujoco.mjtObj.mjOBJ_GEOM,
                 refname=CUBE_BODY,
-                intprm=[1 | 2, 2, 1],
+                intprm=[1 | 2, 3, 1],
             )
     return spec
 

