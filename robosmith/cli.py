@@ -342,6 +342,7 @@ def export(
     candidate: Annotated[str | None, typer.Option(help="agent run candidate, e.g. 1.2 (default: best)")] = None,
     isaaclab_version: Annotated[str, typer.Option(help="Isaac Lab the package is for: 2.3 or 3.0")] = "3.0",
     randomize: Annotated[bool, typer.Option(help="add the task's domain randomization as reset events")] = False,
+    check: Annotated[bool, typer.Option(help="check every engine name it uses against the engine's wheel")] = True,
 ) -> None:
     """Write a task package for mjlab or Isaac Lab: env config, registration, rsl-rl config, the same reward."""
     from robosmith.agent.sandbox import RewardRejected, check_static
@@ -359,6 +360,19 @@ def export(
     except RewardRejected as e:
         _fail(f"{source}: the reward does not pass the static check: {e.reason}")
     typer.echo(f"{task.name} ({label}) for {options.flavour}: {package}")
+    if check:
+        from robosmith.sim.engine_check import check_export
+
+        try:
+            results = check_export(package, options.flavour)
+        except RuntimeError as e:
+            _fail(f"could not fetch the engine's source for the check ({e}); --no-check skips it")
+        for requirement, problems in results.items():
+            typer.echo(f"checked against {requirement}: " + (f"{len(problems)} problems" if problems else "OK"))
+            for problem in problems:
+                typer.echo(f"  {problem}")
+        if any(results.values()):
+            raise typer.Exit(1)
     typer.echo(f"train it:  cd {out} && <{target} python> -m {package.name}.train --run-dir DIR")
 
 

@@ -15,6 +15,7 @@ from robosmith.agent.worker import JOB_FILE, RESULT_FILE, run_candidate
 from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
 from robosmith.reward import compile_reward
 from robosmith.sim.batched_env import BatchedEnv
+from robosmith.sim.engine_check import check_export
 from robosmith.sim.engines import MJLAB_VENV_PYTHON, engine_command
 from robosmith.sim.export import ExportOptions, export_package
 from robosmith.task import available_tasks, load_task
@@ -38,6 +39,9 @@ def compute_reward(s):
 """
 
 
+FLAVOURS = [ExportOptions("mjlab", randomize=True)]
+
+
 @pytest.fixture(scope="session")
 def mjlab_python() -> list[str]:
     if not MJLAB_VENV_PYTHON.is_file():
@@ -46,7 +50,7 @@ def mjlab_python() -> list[str]:
 
 
 @pytest.mark.parametrize("task_name", available_tasks())
-@pytest.mark.parametrize("options", [ExportOptions("mjlab", randomize=True)], ids=lambda o: o.flavour)
+@pytest.mark.parametrize("options", FLAVOURS, ids=lambda o: o.flavour)
 def test_exported_modules_compile(task_name, options, tmp_path):
     task = load_task(task_name)
     package = export_package(task, task.reference_reward_body(), tmp_path, options)
@@ -55,6 +59,39 @@ def test_exported_modules_compile(task_name, options, tmp_path):
     for module in modules:
         py_compile.compile(str(module), doraise=True)
     assert task.reference_reward_body().strip() in (package / "reward.py").read_text()
+
+
+@pytest.mark.parametrize("task_name", available_tasks())
+@pytest.mark.parametrize("options", FLAVOURS, ids=lambda o: o.flavour)
+def test_every_engine_name_and_keyword_exists_in_the_engine_source(task_name, options, tmp_path):
+    task = load_task(task_name)
+    package = export_package(task, task.reference_reward_body(), tmp_path, options)
+    for requirement, problems in check_export(package, options.flavour).items():
+        assert problems == [], f"{requirement}: " + "\n".join(problems)
+
+
+# Mistakes of the kinds a template change could make, each in one line of a generated module.
+MJLAB_MISTAKES = [
+    ("env_cfg.py", "use_default_offset=True", "use_default_offsets=True", "no keyword argument 'use_default_offsets'"),
+    ("env_cfg.py", "mdp.time_out,", "mdp.time_outs,", "mdp.time_outs: no such name"),
+    ("env_cfg.py", '"kp_range": r', '"kp_rang": r', "dr.pd_gains takes no argument 'kp_rang'"),
+    ("env_cfg.py", "from mjlab.scene import SceneCfg", "from mjlab.scene import SceneConfig", "has no SceneConfig"),
+    ("adapter.py", "robot.data.joint_pos,", "robot.data.joint_position,", ".data.joint_position"),
+    ("adapter.py", "env.scene.env_origins\n", "env.scene.env_origin\n", "Scene has no member env_origin"),
+    ("adapter.py", "env.action_manager.prev_action", "env.action_manager.last_action", "has no member last_action"),
+    ("rl_cfg.py", "num_steps_per_env=", "steps_per_env=", "no keyword argument 'steps_per_env'"),
+]
+
+
+@pytest.mark.parametrize("module, good, bad, expected", MJLAB_MISTAKES, ids=[m[2] for m in MJLAB_MISTAKES])
+def test_the_static_check_finds_names_the_engine_does_not_have(module, good, bad, expected, tmp_path):
+    task = load_task("so101_pick_place")
+    package = export_package(task, task.reference_reward_body(), tmp_path, ExportOptions("mjlab", randomize=True))
+    path = package / module
+    assert path.read_text().count(good) >= 1
+    path.write_text(path.read_text().replace(good, bad))
+    problems = check_export(package, "mjlab")["mjlab==1.6.0"]
+    assert any(expected in p for p in problems), problems
 
 
 def _pick_place_states(n: int = 12) -> dict[str, np.ndarray]:
