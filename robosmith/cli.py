@@ -245,7 +245,8 @@ def _finish(loop, state: dict) -> None:
         if reference and reference.get("success_rate") is not None:
             typer.echo(f"the task's reference reward, trained the same way: {reference['success_rate']:.0%}")
         typer.echo(f"best reward: {loop.run_dir / best['dir'] / 'reward.py'}")
-        typer.echo(f"video: {loop.run_dir / best['dir'] / 'eval.mp4'}")
+        if (loop.run_dir / best["dir"] / "eval.mp4").is_file():
+            typer.echo(f"video: {loop.run_dir / best['dir'] / 'eval.mp4'}")
     else:
         typer.echo("no candidate trained successfully")
     typer.echo(f"summary: {loop.run_dir / 'summary.json'}")

@@ -7,6 +7,7 @@ import py_compile
 import subprocess
 from pathlib import Path
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
@@ -156,6 +157,7 @@ def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_
     (folder / "reward.py").write_text(body)
     package = export_package(task, body, folder, ExportOptions("mjlab"))
     settings = TrainSettings.from_task(task, num_envs=8, max_iterations=3, max_minutes=5, eval_episodes=8)
+    settings.video_episodes = 1
     (folder / JOB_FILE).write_text(json.dumps({
         "task": task.to_dict(), "settings": vars(settings), "reward_file": "reward.py", "backend": "mjlab",
         "package": package.name, "engine_command": mjlab_python,
@@ -169,6 +171,9 @@ def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_
     assert all(r["backend"] == "mjlab" and np.isfinite(r["mean_reward"]) for r in rows)
     evaluation = json.loads((folder / "eval.json").read_text())
     assert evaluation["episodes"] == 8 and 0 <= evaluation["success_rate"] <= 1
+    # one evaluation episode replayed in robosmith's visual model: a frame per control step
+    assert evaluation["video"] == "eval.mp4"
+    assert len(imageio.mimread(folder / "eval.mp4", memtest=False)) == task.episode_length
     assert result["eval_episodes"] == 8 and result["env_steps"] == rows[-1]["env_steps"]
     assert (folder / "checkpoints" / "model.pt").is_file()
     assert json.loads((folder / RESULT_FILE).read_text())["status"] == "ok"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from robosmith.agent.sandbox import load_reward_fn
 from robosmith.runs import read_metrics, write_json
-from robosmith.sim.engines import launch_training
+from robosmith.sim.engines import launch_training, render_engine_video
 from robosmith.task import task_from_dict
 from robosmith.train.evaluate import evaluate_run
 from robosmith.train.ppo import TrainSettings, train
@@ -62,12 +62,18 @@ def train_on_engine(folder: Path, job: dict, settings: TrainSettings) -> tuple[d
     sys.stdout.flush()
     code = launch_training(
         job["engine_command"], package_dir, folder, settings.num_envs, settings.max_iterations,
-        settings.max_minutes, settings.eval_episodes, settings.seed, log=sys.stdout,
+        settings.max_minutes, settings.eval_episodes, settings.video_episodes, settings.seed, log=sys.stdout,
     )
     rows = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
     if code != 0 or not rows or not (folder / "eval.json").is_file():
         raise RuntimeError(f"the {job['backend']} trainer exited with code {code} after {len(rows)} iterations")
-    return rows[-1], json.loads((folder / "eval.json").read_text())
+    evaluation = json.loads((folder / "eval.json").read_text())
+    task = task_from_dict(job["task"], folder / JOB_FILE)
+    video = render_engine_video(folder, task.scene, task.control_hz)
+    if video is not None:
+        evaluation["video"] = video.name
+        write_json(folder / "eval.json", evaluation)
+    return rows[-1], evaluation
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def engine_command(backend: str, engine_python: str | Path | None) -> list[str]:
 
 def launch_training(
     command: list[str], package_dir: Path, run_dir: Path, num_envs: int, max_iterations: int, max_minutes: float,
-    eval_episodes: int, seed: int, log=None,
+    eval_episodes: int, video_episodes: int, seed: int, log=None,
 ) -> int:
     """Run `<package>.train` with the engine's interpreter until it ends; returns its exit code.
 
@@ -48,7 +48,7 @@ def launch_training(
     args = [
         "-m", f"{package_dir.name}.train", "--run-dir", str(Path(run_dir).absolute()),
         "--num-envs", str(num_envs), "--max-iterations", str(max_iterations), "--max-minutes", str(max_minutes),
-        "--eval-episodes", str(eval_episodes), "--seed", str(seed),
+        "--eval-episodes", str(eval_episodes), "--video-episodes", str(video_episodes), "--seed", str(seed),
     ]
     env = {**os.environ, "PYTHONPATH": str(package_dir.parent.absolute())}
     env.pop("VIRTUAL_ENV", None)  # our venv's variables must not leak into the engine's interpreter
@@ -71,3 +71,33 @@ def isaaclab_version(command: list[str]) -> str:
         if version.startswith(supported + "."):
             return supported
     raise EngineError(f"{command[0]}: Isaac Lab {version or '(not installed)'}; robosmith exports for 2.3.x and 3.0.x")
+
+
+def render_engine_video(run_dir: Path, scene, fps: float) -> Path | None:
+    """eval.mp4 from the states an engine's evaluation kept (eval_states.npz), with robosmith's cameras.
+
+    The engines simulate the same joints and cube; the states are put into robosmith's visual model, so the
+    video looks the same whichever engine trained the policy.
+    """
+    import numpy as np
+
+    from robosmith.sim.render import SceneRenderer, write_video
+
+    path = Path(run_dir) / "eval_states.npz"
+    if not path.is_file():
+        return None
+    states = np.load(path)
+    renderer = SceneRenderer(scene)
+    frames = []
+    episodes, steps = states["joint_pos"].shape[:2]
+    for episode in range(episodes):
+        for step in range(steps):
+            qpos = np.zeros(renderer.model.nq)
+            qpos[:6] = states["joint_pos"][episode, step]
+            if "object_pos" in states:
+                qpos[6:9] = states["object_pos"][episode, step]
+                qpos[9:13] = states["object_quat"][episode, step]
+            goal = states["goal_pos"][episode, step] if "goal_pos" in states else None
+            frames.append(renderer.render(qpos, goal))
+    renderer.close()
+    return write_video(frames, Path(run_dir) / "eval.mp4", fps=fps)
