@@ -434,6 +434,13 @@ class _ModuleChecker(ast.NodeVisitor):
                 self.typed[arg.arg] = symbol
         self.generic_visit(node)
 
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        """`robot: Articulation = env.scene["robot"]`: the variable's members are checked from then on."""
+        symbol = self.annotation(node.annotation)
+        if symbol is not None and isinstance(node.target, ast.Name):
+            self.typed[node.target.id] = symbol
+        self.generic_visit(node)
+
     def annotation(self, ann: ast.expr | None) -> Symbol | None:
         if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
             ann = ast.parse(ann.value, mode="eval").body

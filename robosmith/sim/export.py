@@ -28,7 +28,7 @@ from robosmith.train.evaluate import wilson_interval
 TEMPLATES_DIR = REPO_ROOT / "templates"
 TARGETS = ("mjlab", "isaaclab")
 ISAACLAB_VERSIONS = ("2.3", "3.0")
-COMMON_MODULES = ("simstate", "reward", "metrics", "train_loop")
+COMMON_MODULES = ("simstate", "reward", "metrics", "buffers", "terms", "train_loop")
 TARGET_MODULES = {
     "mjlab": ("adapter", "env_cfg", "rl_cfg", "__init__", "train"),
     "isaaclab": ("adapter", "env_cfg", "rl_cfg", "robot_cfg", "__init__", "train"),

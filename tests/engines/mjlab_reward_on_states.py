@@ -16,6 +16,7 @@ import torch
 package, states_path, out_path = sys.argv[1:4]
 env_cfg = importlib.import_module(f"{package}.env_cfg")
 adapter = importlib.import_module(f"{package}.adapter")
+buffers = importlib.import_module(f"{package}.buffers")
 reward = importlib.import_module(f"{package}.reward")
 from mjlab.envs import ManagerBasedRlEnv  # noqa: E402
 
@@ -41,7 +42,7 @@ env.sim.sense()
 env.scene.update(dt=0.0)
 env.episode_length_buf[:] = torch.as_tensor(states["episode_step"])
 if "goal_pos" in states:
-    adapter.goal_pos(env)[:] = tensor("goal_pos")
+    buffers.goal_pos(env)[:] = tensor("goal_pos")
 
 s = adapter.build_state(env)
 total, components = reward.compute_reward(s)
