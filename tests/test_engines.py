@@ -18,7 +18,7 @@ from robosmith.reward import compile_reward
 from robosmith.sim.batched_env import BatchedEnv
 from robosmith.sim.engine_check import check_export
 from robosmith.sim.engines import MJLAB_VENV_PYTHON, engine_command
-from robosmith.sim.export import ExportOptions, export_package
+from robosmith.sim.export import ISAACLAB_VERSIONS, ExportOptions, export_package
 from robosmith.task import available_tasks, load_task
 from robosmith.train.ppo import TrainSettings
 
@@ -40,7 +40,9 @@ def compute_reward(s):
 """
 
 
-FLAVOURS = [ExportOptions("mjlab", randomize=True)]
+FLAVOURS = [ExportOptions("mjlab", randomize=True)] + [
+    ExportOptions("isaaclab", version, randomize=True) for version in ISAACLAB_VERSIONS
+]
 
 
 @pytest.fixture(scope="session")
@@ -71,28 +73,44 @@ def test_every_engine_name_and_keyword_exists_in_the_engine_source(task_name, op
         assert problems == [], f"{requirement}: " + "\n".join(problems)
 
 
-# Mistakes of the kinds a template change could make, each in one line of a generated module.
-MJLAB_MISTAKES = [
-    ("env_cfg.py", "use_default_offset=True", "use_default_offsets=True", "no keyword argument 'use_default_offsets'"),
-    ("env_cfg.py", "mdp.time_out,", "mdp.time_outs,", "mdp.time_outs: no such name"),
-    ("env_cfg.py", '"kp_range": r', '"kp_rang": r', "dr.pd_gains takes no argument 'kp_rang'"),
-    ("env_cfg.py", "from mjlab.scene import SceneCfg", "from mjlab.scene import SceneConfig", "has no SceneConfig"),
-    ("adapter.py", "robot.data.joint_pos,", "robot.data.joint_position,", ".data.joint_position"),
-    ("adapter.py", "env.scene.env_origins\n", "env.scene.env_origin\n", "Scene has no member env_origin"),
-    ("adapter.py", "env.action_manager.prev_action", "env.action_manager.last_action", "has no member last_action"),
-    ("rl_cfg.py", "num_steps_per_env=", "steps_per_env=", "no keyword argument 'steps_per_env'"),
+# Mistakes of the kinds a template change could make, each in one line of a generated module; among them
+# names that exist in one Isaac Lab version only.
+MISTAKES = [
+    ("mjlab", "env_cfg.py", "use_default_offset=True", "use_default_offsets=True", "argument 'use_default_offsets'"),
+    ("mjlab", "env_cfg.py", "mdp.time_out,", "mdp.time_outs,", "mdp.time_outs: no such name"),
+    ("mjlab", "env_cfg.py", '"kp_range": r', '"kp_rang": r', "dr.pd_gains takes no argument 'kp_rang'"),
+    ("mjlab", "env_cfg.py", "from mjlab.scene import SceneCfg", "from mjlab.scene import SceneCfgs", "no SceneCfgs"),
+    ("mjlab", "adapter.py", "robot.data.joint_pos,", "robot.data.joint_position,", ".data.joint_position"),
+    ("mjlab", "adapter.py", "env.scene.env_origins\n", "env.scene.env_origin\n", "Scene has no member env_origin"),
+    ("mjlab", "adapter.py", "action_manager.prev_action", "action_manager.last_action", "no member last_action"),
+    ("mjlab", "rl_cfg.py", "num_steps_per_env=", "steps_per_env=", "no keyword argument 'steps_per_env'"),
+    ("isaaclab-2.3", "robot_cfg.py", "effort_limit_sim=", "joint_effort_limit=", "argument 'joint_effort_limit'"),
+    ("isaaclab-2.3", "adapter.py", "cube.write_root_pose_to_sim(", "cube.write_root_pose_to_sim_index(",
+     "RigidObject has no member write_root_pose_to_sim_index"),
+    ("isaaclab-2.3", "env_cfg.py", '"mass_distribution_params"', '"mass_range"', "takes no argument 'mass_range'"),
+    ("isaaclab-2.3", "adapter.py", "robot.data.body_link_pos_w", "robot.data.body_link_position_w",
+     "ArticulationData has no member body_link_position_w"),
+    ("isaaclab-3.0", "robot_cfg.py", "fix_base=True,", "fix_base=True, collider_type='convex_hull',",
+     "no keyword argument 'collider_type'"),
+    ("isaaclab-3.0", "env_cfg.py", "from isaaclab_physx.physics import PhysxCfg", "from isaaclab.sim import PhysxCfg",
+     "isaaclab.sim has no PhysxCfg"),
+    ("isaaclab-3.0", "adapter.py", "robot.find_bodies(", "robot.find_body(", "Articulation has no member find_body"),
+    ("isaaclab-3.0", "env_cfg.py", "sim_utils.RigidBodyMaterialCfg(", "sim_utils.RigidBodyMaterialCfg(friction=1.0, ",
+     "no keyword argument 'friction'"),
 ]
 
 
-@pytest.mark.parametrize("module, good, bad, expected", MJLAB_MISTAKES, ids=[m[2] for m in MJLAB_MISTAKES])
-def test_the_static_check_finds_names_the_engine_does_not_have(module, good, bad, expected, tmp_path):
+@pytest.mark.parametrize("flavour, module, good, bad, expected", MISTAKES, ids=[f"{m[0]}:{m[3]}" for m in MISTAKES])
+def test_the_static_check_finds_names_the_engine_does_not_have(flavour, module, good, bad, expected, tmp_path):
     task = load_task("so101_pick_place")
-    package = export_package(task, task.reference_reward_body(), tmp_path, ExportOptions("mjlab", randomize=True))
+    target, _, version = flavour.partition("-")
+    options = ExportOptions(target, version or "3.0", randomize=True)
+    package = export_package(task, task.reference_reward_body(), tmp_path, options)
     path = package / module
-    assert path.read_text().count(good) >= 1
-    path.write_text(path.read_text().replace(good, bad))
-    problems = check_export(package, "mjlab")["mjlab==1.6.0"]
-    assert any(expected in p for p in problems), problems
+    assert good in path.read_text()
+    path.write_text(path.read_text().replace(good, bad, 1))
+    for requirement, problems in check_export(package, flavour).items():
+        assert any(expected in p for p in problems), f"{requirement}: {problems}"
 
 
 def _pick_place_states(n: int = 12) -> dict[str, np.ndarray]:

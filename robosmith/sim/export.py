@@ -20,7 +20,14 @@ from pathlib import Path
 import jinja2
 
 from robosmith import REPO_ROOT
-from robosmith.sim.so101 import JOINT_NAMES, PAD_GEOMS, TOOL_SITE, build_robot_spec, model_path
+from robosmith.sim.so101 import (
+    JOINT_NAMES,
+    PAD_GEOMS,
+    TOOL_POS_IN_GRIPPER,
+    TOOL_SITE,
+    build_robot_spec,
+    model_path,
+)
 from robosmith.sim.state import FIELD_DOCS
 from robosmith.task import TaskSpec
 from robosmith.train.evaluate import wilson_interval
@@ -153,6 +160,11 @@ def export_package(
         "task_info": pprint.pformat(info, sort_dicts=False, width=110),
         # The generated package cannot import robosmith; it gets the source of our one implementation.
         "wilson_interval_source": inspect.getsource(wilson_interval).strip(),
+        "observations": list(task.observations),
+        "obs_noise": dict(task.obs_noise),
+        "domain_randomization": [{"name": p.name, "bounds": (p.low, p.high)} for p in task.domain_randomization],
+        "robot": info["robot"],
+        "tool_in_gripper": tuple(TOOL_POS_IN_GRIPPER),
     }
     env = template_env()
     for name in COMMON_MODULES:
