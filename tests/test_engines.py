@@ -195,3 +195,140 @@ def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_
     assert result["eval_episodes"] == 8 and result["env_steps"] == rows[-1]["env_steps"]
     assert (folder / "checkpoints" / "model.pt").is_file()
     assert json.loads((folder / RESULT_FILE).read_text())["status"] == "ok"
+
+
+# ------------------------------------------------------------------------------------- the robot description
+def _urdf_link_poses(urdf: Path, q: dict[str, float]) -> dict[str, np.ndarray]:
+    """World poses (4x4) of every URDF link at joint angles q: rpy origins, revolute joints about their axes."""
+    import xml.etree.ElementTree as ET
+
+    def rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+        axis = axis / np.linalg.norm(axis)
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+    joints = {j.find("child").get("link"): j for j in ET.parse(urdf).getroot().findall("joint")}
+    poses: dict[str, np.ndarray] = {}
+
+    def pose(link: str) -> np.ndarray:
+        if link not in joints:
+            return np.eye(4)
+        j = joints[link]
+        origin = j.find("origin")
+        r, p, y = (float(v) for v in origin.get("rpy").split())
+        local = np.eye(4)
+        local[:3, :3] = rotation(np.array([0, 0, 1.0]), y) @ rotation(np.array([0, 1.0, 0]), p) @ rotation(
+            np.array([1.0, 0, 0]), r)
+        local[:3, 3] = [float(v) for v in origin.get("xyz").split()]
+        world = pose(j.find("parent").get("link")) @ local
+        if j.get("type") == "revolute":
+            turn = np.eye(4)
+            turn[:3, :3] = rotation(np.array([float(v) for v in j.find("axis").get("xyz").split()]), q[j.get("name")])
+            world = world @ turn
+        return world
+
+    for link in joints:
+        poses[link] = pose(link)
+    return poses
+
+
+def test_the_isaac_lab_urdf_and_robosmiths_mjcf_describe_the_same_arm():
+    """Isaac Lab imports the URDF, robosmith simulates the MJCF: same joints, limits and link frames."""
+    import xml.etree.ElementTree as ET
+
+    import mujoco
+
+    from robosmith.sim.so101 import JOINT_NAMES, load_original_spec, model_path
+
+    urdf = model_path().parent / "so101_new_calib.urdf"
+    model = load_original_spec().compile()
+    data = mujoco.MjData(model)
+    revolute = {j.get("name"): j for j in ET.parse(urdf).getroot().findall("joint") if j.get("type") == "revolute"}
+    assert set(revolute) == set(JOINT_NAMES)
+    for name in JOINT_NAMES:
+        limit = revolute[name].find("limit")
+        np.testing.assert_allclose(
+            [float(limit.get("lower")), float(limit.get("upper"))], model.joint(name).range, atol=1e-4, err_msg=name
+        )
+    rng = np.random.default_rng(0)
+    for q in [np.zeros(6), *rng.uniform(-1.0, 1.0, size=(4, 6))]:
+        data.qpos[:6] = q
+        mujoco.mj_forward(model, data)
+        poses = _urdf_link_poses(urdf, dict(zip(JOINT_NAMES, q, strict=True)))
+        for body, link in (("gripper", "gripper_link"), ("moving_jaw_so101_v1", "moving_jaw_so101_v1_link")):
+            np.testing.assert_allclose(poses[link][:3, 3], data.body(body).xpos, atol=1e-5)
+            np.testing.assert_allclose(poses[link][:3, :3], data.body(body).xmat.reshape(3, 3), atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ the agent's side
+def _fake_isaaclab_sh(tmp_path: Path, version: str) -> Path:
+    """A stand-in for isaaclab.sh: answers the version probe, fails any training (no Isaac Sim here)."""
+    script = tmp_path / "isaaclab.sh"
+    script.write_text(
+        "#!/bin/sh\n[ \"$1\" = -p ] && shift\n"
+        f"if [ \"$1\" = -c ]; then echo {version}; exit 0; fi\n"
+        "echo 'Isaac Sim is not installed here' >&2; exit 3\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_version(tmp_path):
+    from robosmith.agent.loop import LoopSettings, RewardLoop
+    from robosmith.sim.engines import isaaclab_version
+
+    command = engine_command("isaaclab", _fake_isaaclab_sh(tmp_path, "2.3.2"))
+    assert command[1] == "-p" and isaaclab_version(command) == "2.3"
+    task = load_task("so101_lift")
+    settings = LoopSettings(candidates=1, max_iterations=1, backend="isaaclab", engine_python=command[0],
+                            isaaclab_version="2.3")
+    loop = RewardLoop.create(tmp_path / "run", task, settings, None)
+    state = {"iteration": 0, "history": [], "best": None}
+    state.update(loop.propose(state))
+    state.update(loop.validate(state))
+    folder = loop.folder(state["candidates"][0])
+    job = json.loads((folder / JOB_FILE).read_text())
+    assert job["backend"] == "isaaclab" and job["engine_command"] == command
+    package = folder / job["package"]
+    assert "AppLauncher" in (package / "train.py").read_text()  # written for 2.3
+    assert all(p == [] for p in check_export(package, "isaaclab-2.3").values())
+    result = run_candidate(folder)  # the stand-in cannot train: the reason is recorded, nothing raised
+    assert result["status"] == "crashed" and "exited with code 3" in result["reason"]
+
+
+def test_export_cli_checks_and_fails_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from robosmith.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["export", "so101_reach", "--target", "isaaclab", "--isaaclab-version", "3.0",
+                             "--out", str(tmp_path / "reach")])
+    assert ok.exit_code == 0, ok.output
+    assert "checked against isaaclab==3.0.0: OK" in ok.output
+    assert (tmp_path / "reach" / "robosmith_so101_reach" / "assets" / "so101_new_calib.urdf").is_file()
+    bad = runner.invoke(app, ["export", "so101_reach", "--target", "gazebo", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--target: must be one of mjlab, isaaclab" in bad.output
+    missing = runner.invoke(app, ["export", str(tmp_path), "--target", "mjlab", "--candidate", "1.0",
+                                  "--out", str(tmp_path / "y")])
+    assert missing.exit_code == 2 and "not an agent run" in missing.output
+    hostile = tmp_path / "hostile.py"
+    hostile.write_text("def compute_reward(s):\n    import os\n    return s.joint_pos.sum(-1), {}\n")
+    run_dir = tmp_path / "train_run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"task": load_task("so101_reach").to_dict(),
+                                                     "reward_file": "hostile.py"}))
+    (run_dir / "hostile.py").write_text(hostile.read_text())
+    refused = runner.invoke(app, ["export", str(run_dir), "--target", "mjlab", "--out", str(tmp_path / "z")])
+    assert refused.exit_code == 2 and "static check" in refused.output
+    assert not (tmp_path / "z").exists()
+
+
+def test_delta_action_tasks_are_refused_by_name(tmp_path):
+    import dataclasses
+
+    from robosmith.sim.export import ExportError
+
+    task = dataclasses.replace(load_task("so101_reach"), action_mode="delta")
+    with pytest.raises(ExportError, match="so101_reach: action_mode: .*'delta'"):
+        export_package(task, task.reference_reward_body(), tmp_path, ExportOptions("mjlab"))
