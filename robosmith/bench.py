@@ -8,9 +8,11 @@ ratio is taken under the same load.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import mujoco
 import mujoco.rollout
@@ -86,4 +88,60 @@ def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, rep
         "ratio_batched_to_raw_rollout": round(best["batched"] / best["raw_rollout"], 3),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "mujoco": mujoco.__version__,
+    }
+
+
+def training_bench(
+    task: TaskSpec, backend: str, num_envs: int, minutes: float, out_dir: Path, engine_python: str | None = None,
+    eval_episodes: int = 100,
+) -> dict:
+    """Train the task's reference reward on a backend for `minutes`: throughput and time to the success target.
+
+    env steps/s is the median over iterations after the first three (the engines compile kernels and warm up
+    caches first); the time to target is the wall-clock time of the first iteration whose finished episodes
+    reached the task's success target (training statistics, exploration noise included), then the policy is
+    evaluated on fresh episodes.
+    """
+    from robosmith.runs import read_metrics
+    from robosmith.sim.engines import engine_command, isaaclab_version, launch_training
+    from robosmith.sim.export import ExportOptions, export_package
+    from robosmith.train.evaluate import evaluate_run
+    from robosmith.train.ppo import TrainSettings, train
+
+    body = task.reference_reward_body()
+    settings = TrainSettings.from_task(task, num_envs=num_envs, max_minutes=minutes, max_iterations=1_000_000,
+                                       eval_episodes=eval_episodes)
+    run_dir = Path(out_dir) / backend
+    started = time.monotonic()
+    if backend == "cpu":
+        train(task, body, run_dir, settings, progress=False)
+        evaluation = evaluate_run(run_dir, episodes=eval_episodes, video_episodes=0, progress=False)
+        device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    else:
+        command = engine_command(backend, engine_python)
+        version = isaaclab_version(command) if backend == "isaaclab" else "3.0"
+        package = export_package(task, body, run_dir, ExportOptions(backend, version))
+        code = launch_training(command, package, run_dir, num_envs, settings.max_iterations, minutes,
+                               eval_episodes, 0, settings.seed)
+        if code != 0 or not (run_dir / "eval.json").is_file():
+            raise RuntimeError(f"{backend} training exited with code {code}; see the output above")
+        evaluation = json.loads((run_dir / "eval.json").read_text())
+        device = evaluation.get("device", backend)
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    steady = rows[3:] or rows
+    reached = next((r for r in rows if (r.get("success_rate") or 0.0) >= task.success_target), None)
+    return {
+        "task": task.name,
+        "backend": backend,
+        "device": device,
+        "num_envs": num_envs,
+        "iterations": len(rows),
+        "env_steps": rows[-1]["env_steps"] if rows else 0,
+        "env_steps_per_s": round(float(np.median([r["env_steps_per_s"] for r in steady]))) if rows else 0,
+        "success_target": task.success_target,
+        "time_to_target_s": reached["wall_s"] if reached else None,
+        "env_steps_to_target": reached["env_steps"] if reached else None,
+        "eval_success_rate": evaluation["success_rate"],
+        "eval_ci95": evaluation["ci95"],
+        "wall_s": round(time.monotonic() - started, 1),
     }

@@ -558,5 +558,44 @@ def bench(
             typer.echo(f"{key:>28}: {value}")
 
 
+@app.command("bench-train")
+def bench_train(
+    task: Annotated[str, typer.Option(help="task whose reference reward is trained")] = "so101_reach",
+    backends: Annotated[str, typer.Option(help="comma-separated: cpu, mjlab, isaaclab")] = "cpu,mjlab",
+    num_envs: Annotated[int, typer.Option()] = 256,
+    minutes: Annotated[float, typer.Option(help="training time per backend")] = 5.0,
+    eval_episodes: Annotated[int, typer.Option()] = 100,
+    mjlab_python: Annotated[Path | None, typer.Option(help="mjlab's python (default: .venv-mjlab)")] = None,
+    isaaclab_python: Annotated[Path | None, typer.Option(help="Isaac Lab's python, or isaaclab.sh")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the runs (default: runs/<time>-bench-train)")] = None,
+) -> None:
+    """Train the same reward on each backend in turn: env steps/s, time to the success target, ratios (JSON)."""
+    from robosmith.bench import training_bench
+    from robosmith.runs import new_run_dir
+    from robosmith.sim.engines import EngineError
+    from robosmith.task import TaskError, load_task
+
+    try:
+        spec = load_task(task)
+    except TaskError as e:
+        _fail(str(e))
+    out = out or new_run_dir("bench-train")
+    results = []
+    for backend in [b.strip() for b in backends.split(",") if b.strip()]:
+        python = isaaclab_python if backend == "isaaclab" else mjlab_python
+        typer.echo(f"training {spec.name} on {backend} for {minutes:g} min ...", err=True)
+        try:
+            results.append(training_bench(spec, backend, num_envs, minutes, out, python, eval_episodes))
+        except (EngineError, RuntimeError) as e:
+            _fail(str(e))
+    if len(results) > 1:
+        base = results[0]["env_steps_per_s"] or 1
+        for r in results:
+            r[f"env_steps_per_s_ratio_to_{results[0]['backend']}"] = round(r["env_steps_per_s"] / base, 3)
+    json.dump(results, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    (out / "bench_train.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
 if __name__ == "__main__":
     app()

@@ -332,3 +332,20 @@ def test_delta_action_tasks_are_refused_by_name(tmp_path):
     task = dataclasses.replace(load_task("so101_reach"), action_mode="delta")
     with pytest.raises(ExportError, match="so101_reach: action_mode: .*'delta'"):
         export_package(task, task.reference_reward_body(), tmp_path, ExportOptions("mjlab"))
+
+
+def test_bench_train_measures_both_backends_in_one_run(mjlab_python, tmp_path):
+    from typer.testing import CliRunner
+
+    from robosmith.cli import app
+
+    result = CliRunner().invoke(app, ["bench-train", "--task", "so101_reach", "--backends", "cpu,mjlab",
+                                      "--num-envs", "8", "--minutes", "0.15", "--eval-episodes", "4",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "bench_train.json").read_text())
+    assert [r["backend"] for r in rows] == ["cpu", "mjlab"]
+    for r in rows:
+        assert r["iterations"] >= 1 and r["env_steps_per_s"] > 0 and r["num_envs"] == 8
+        assert r["env_steps"] == r["iterations"] * 8 * load_task("so101_reach").train.steps_per_iteration
+    assert rows[1]["env_steps_per_s_ratio_to_cpu"] == round(rows[1]["env_steps_per_s"] / rows[0]["env_steps_per_s"], 3)
