@@ -121,10 +121,11 @@ def training_bench(
         command = engine_command(backend, engine_python)
         version = isaaclab_version(command) if backend == "isaaclab" else "3.0"
         package = export_package(task, body, run_dir, ExportOptions(backend, version))
-        code = launch_training(command, package, run_dir, num_envs, settings.max_iterations, minutes,
-                               eval_episodes, 0, settings.seed)
+        with (run_dir / "train.log").open("w") as log:
+            code = launch_training(command, package, run_dir, num_envs, settings.max_iterations, minutes,
+                                   eval_episodes, 0, settings.seed, log=log)
         if code != 0 or not (run_dir / "eval.json").is_file():
-            raise RuntimeError(f"{backend} training exited with code {code}; see the output above")
+            raise RuntimeError(f"{backend} training exited with code {code}; see {run_dir / 'train.log'}")
         evaluation = json.loads((run_dir / "eval.json").read_text())
         device = evaluation.get("device", backend)
     rows = read_metrics(run_dir / "metrics.jsonl")
