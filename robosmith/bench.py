@@ -8,7 +8,6 @@ ratio is taken under the same load.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -103,7 +102,7 @@ def training_bench(
     evaluated on fresh episodes.
     """
     from robosmith.runs import read_metrics
-    from robosmith.sim.engines import engine_command, isaaclab_version, launch_training
+    from robosmith.sim.engines import engine_command, isaaclab_version, train_package
     from robosmith.sim.export import ExportOptions, export_package
     from robosmith.train.evaluate import evaluate_run
     from robosmith.train.ppo import TrainSettings, train
@@ -122,11 +121,8 @@ def training_bench(
         version = isaaclab_version(command) if backend == "isaaclab" else "3.0"
         package = export_package(task, body, run_dir, ExportOptions(backend, version))
         with (run_dir / "train.log").open("w") as log:
-            code = launch_training(command, package, run_dir, num_envs, settings.max_iterations, minutes,
-                                   eval_episodes, 0, settings.seed, log=log)
-        if code != 0 or not (run_dir / "eval.json").is_file():
-            raise RuntimeError(f"{backend} training exited with code {code}; see {run_dir / 'train.log'}")
-        evaluation = json.loads((run_dir / "eval.json").read_text())
+            _, evaluation = train_package(command, package, run_dir, num_envs, settings.max_iterations, minutes,
+                                          eval_episodes, 0, settings.seed, log=log)
         device = evaluation.get("device", backend)
     rows = read_metrics(run_dir / "metrics.jsonl")
     steady = rows[3:] or rows

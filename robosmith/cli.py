@@ -150,7 +150,7 @@ def run(
             budget_usd=budget_usd,
         )
         llm = llm if llm and llm.configured else None
-        engine_python = str(isaaclab_python or mjlab_python or "") or None
+        engine_python = _engine_python(backend, mjlab_python, isaaclab_python)
         version = "3.0"
         if backend == "isaaclab":
             from robosmith.sim.engines import engine_command, isaaclab_version
@@ -202,6 +202,16 @@ def resume(run: Annotated[Path, typer.Argument(help="run folder of `robosmith ru
     loop = RewardLoop.open(run)
     typer.echo(f"resuming {run} (proposer: {loop.proposer.name})")
     _finish(loop, _interruptible(loop, resume=True))
+
+
+def _engine_python(backend: str, mjlab_python: Path | None, isaaclab_python: Path | None) -> str | None:
+    """The interpreter option that belongs to the backend; the other one given is a mistake, not a fallback."""
+    given = {"mjlab": mjlab_python, "isaaclab": isaaclab_python}
+    for name, path in given.items():
+        if path is not None and name != backend:
+            raise ValueError(f"--{name}-python: given with --backend {backend}")
+    path = given.get(backend)
+    return str(path) if path is not None else None
 
 
 def _interruptible(loop, resume: bool) -> dict:
@@ -573,6 +583,7 @@ def bench_train(
     from robosmith.bench import training_bench
     from robosmith.runs import new_run_dir
     from robosmith.sim.engines import EngineError
+    from robosmith.sim.export import ExportError
     from robosmith.task import TaskError, load_task
 
     try:
@@ -582,11 +593,12 @@ def bench_train(
     out = out or new_run_dir("bench-train")
     results = []
     for backend in [b.strip() for b in backends.split(",") if b.strip()]:
-        python = isaaclab_python if backend == "isaaclab" else mjlab_python
+        python = {"mjlab": mjlab_python, "isaaclab": isaaclab_python}.get(backend)
         typer.echo(f"training {spec.name} on {backend} for {minutes:g} min ...", err=True)
         try:
-            results.append(training_bench(spec, backend, num_envs, minutes, out, python, eval_episodes))
-        except (EngineError, RuntimeError) as e:
+            results.append(training_bench(spec, backend, num_envs, minutes, out, python and str(python),
+                                          eval_episodes))
+        except (EngineError, ExportError) as e:
             _fail(str(e))
     if len(results) > 1:
         base = results[0]["env_steps_per_s"] or 1

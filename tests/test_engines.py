@@ -97,6 +97,13 @@ MISTAKES = [
     ("isaaclab-3.0", "adapter.py", "robot.find_bodies(", "robot.find_body(", "Articulation has no member find_body"),
     ("isaaclab-3.0", "env_cfg.py", "sim_utils.RigidBodyMaterialCfg(", "sim_utils.RigidBodyMaterialCfg(friction=1.0, ",
      "no keyword argument 'friction'"),
+    ("isaaclab-3.0", "env_cfg.py", "AssetBaseCfg.InitialStateCfg(", "AssetBaseCfg.InitStateCfg(",
+     "AssetBaseCfg has no member InitStateCfg"),
+    ("isaaclab-3.0", "adapter.py", "preserve_order=True)", "preserve_orderr=True)", "argument 'preserve_orderr'"),
+    ("isaaclab-3.0", "adapter.py", "root_pose=pose", "root_poses=pose", "argument 'root_poses'"),
+    ("isaaclab-2.3", "env_cfg.py", 'friction_combine_mode="max"', 'friction_combine_mode="maximum"',
+     "friction_combine_mode='maximum'): must be one of"),
+    ("mjlab", "env_cfg.py", 'reduce="netforce"', 'reduce="net_force"', "reduce='net_force'): must be one of"),
 ]
 
 
@@ -294,6 +301,12 @@ def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_
     assert all(p == [] for p in check_export(package, "isaaclab-2.3").values())
     result = run_candidate(folder)  # the stand-in cannot train: the reason is recorded, nothing raised
     assert result["status"] == "crashed" and "exited with code 3" in result["reason"]
+    # A package whose reward module was changed after validation is refused before the engine starts.
+    reward = package / "reward.py"
+    reward.write_text(reward.read_text() + "\nimport os\n")
+    (folder / RESULT_FILE).unlink()
+    result = run_candidate(folder)
+    assert result["status"] == "crashed" and result["reason"].startswith("RewardRejected: static")
 
 
 def test_export_cli_checks_and_fails_with_one_line(tmp_path):

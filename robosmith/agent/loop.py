@@ -81,12 +81,17 @@ class LoopSettings:
 
     @property
     def workers(self) -> int:
-        return self.parallel or max(1, (os.cpu_count() or 1) // self.threads_per_candidate)
+        if self.parallel:
+            return self.parallel
+        if self.backend != "cpu":  # one GPU: each engine process wants all of it
+            return 1
+        return max(1, (os.cpu_count() or 1) // self.threads_per_candidate)
 
     @property
     def candidate_timeout_s(self) -> float:
-        # Training stops itself at train_minutes; evaluation, video and start-up come on top.
-        return 60.0 * self.train_minutes * 1.5 + 180.0
+        # Training stops itself at train_minutes; evaluation, video and start-up come on top (an engine's
+        # start-up includes compiling its kernels, or starting Isaac Sim).
+        return 60.0 * self.train_minutes * 1.5 + (180.0 if self.backend == "cpu" else 600.0)
 
 
 class LoopState(TypedDict, total=False):

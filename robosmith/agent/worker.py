@@ -6,15 +6,16 @@ sandbox's restricted loader, never in the agent's process. Whatever happens, res
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import sys
 import traceback
 from pathlib import Path
 
-from robosmith.agent.sandbox import load_reward_fn
-from robosmith.runs import read_metrics, write_json
-from robosmith.sim.engines import launch_training, render_engine_video
+from robosmith.agent.sandbox import check_static, load_reward_fn
+from robosmith.runs import write_json
+from robosmith.sim.engines import render_engine_video, train_package
 from robosmith.task import task_from_dict
 from robosmith.train.evaluate import evaluate_run
 from robosmith.train.ppo import TrainSettings, train
@@ -57,23 +58,36 @@ def run_candidate(folder: Path) -> dict:
 
 
 def train_on_engine(folder: Path, job: dict, settings: TrainSettings) -> tuple[dict, dict]:
-    """Train the exported package in the folder with the engine's interpreter; (last metrics row, eval.json)."""
+    """Train the exported package in the folder with the engine's interpreter; (last metrics row, eval.json).
+
+    The package's reward module is checked again here, in the confined trainer, right before the engine
+    imports it: what runs is what passed the check.
+    """
     package_dir = folder / job["package"]
+    check_static(reward_body_of_module((package_dir / "reward.py").read_text()))
     sys.stdout.flush()
-    code = launch_training(
+    rows, evaluation = train_package(
         job["engine_command"], package_dir, folder, settings.num_envs, settings.max_iterations,
         settings.max_minutes, settings.eval_episodes, settings.video_episodes, settings.seed, log=sys.stdout,
     )
-    rows = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
-    if code != 0 or not rows or not (folder / "eval.json").is_file():
-        raise RuntimeError(f"the {job['backend']} trainer exited with code {code} after {len(rows)} iterations")
-    evaluation = json.loads((folder / "eval.json").read_text())
     task = task_from_dict(job["task"], folder / JOB_FILE)
     video = render_engine_video(folder, task.scene, task.control_hz)
     if video is not None:
         evaluation["video"] = video.name
         write_json(folder / "eval.json", evaluation)
     return rows[-1], evaluation
+
+
+def reward_body_of_module(source: str) -> str:
+    """A rendered reward module without its docstring and its `import math` / `import torch`: the body."""
+    tree = ast.parse(source)
+    kept = [
+        node for i, node in enumerate(tree.body)
+        if not (i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        and not (isinstance(node, ast.Import) and [a.name for a in node.names] in (["math"], ["torch"])
+                 and all(a.asname is None for a in node.names))
+    ]
+    return "\n\n".join(ast.get_source_segment(source, node) for node in kept) + "\n"
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,14 @@ def package_roots(wheel_dir: Path) -> dict[str, Path]:
     return roots
 
 
+class _TypeCheckingRemover(ast.NodeTransformer):
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
+        self.generic_visit(node)
+        if _chain(node.test)[-1:] == ["TYPE_CHECKING"]:
+            return node.orelse
+        return node
+
+
 # Bases that add no members a config or a term would use.
 _MEMBERLESS_BASES = {"object", "ABC", "abc.ABC", "Generic", "typing.Generic", "Protocol", "typing.Protocol"}
 
@@ -112,9 +121,17 @@ class SourceIndex:
         return top in self.roots and self.roots[top].joinpath(*rest).is_dir()
 
     def trees(self, module: str) -> list[ast.Module]:
+        """The module's parsed files; `if TYPE_CHECKING:` blocks of .py files are dropped (not there at run
+        time), those of .pyi stubs kept (a stub is all declaration)."""
         if module not in self._modules:
             files = self.module_files(module)
-            self._modules[module] = [ast.parse(f.read_text(), str(f)) for f in files] if files else None
+            trees = []
+            for f in files:
+                tree = ast.parse(f.read_text(), str(f))
+                if f.suffix == ".py":
+                    _TypeCheckingRemover().visit(tree)
+                trees.append(tree)
+            self._modules[module] = trees or None
         return self._modules[module] or []
 
     def exists(self, module: str) -> bool:
@@ -233,39 +250,61 @@ class SourceIndex:
             is_open |= more_open
         return names, is_open
 
-    def member_type(self, module: str, cls: ast.ClassDef, name: str, depth: int = 0) -> Symbol | None:
-        """The engine class a member holds, where the source says: `name: T`, `self.name = T(...)`, a property
-        returning T. None when it does not say or T is not an engine class."""
-        found: ast.expr | None = None
-        for node in ast.walk(cls):
-            if isinstance(node, ast.AnnAssign) and _target_name(node.target) == name:
-                found = node.annotation
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-                if any(_target_name(t) == name for t in node.targets):
-                    found = found or node.value.func
-            elif isinstance(node, ast.FunctionDef) and node.name == name and node.returns is not None:
-                found = node.returns
-            if found is not None and not isinstance(node, ast.Assign):
-                break
-        if found is not None:
-            symbol = self.expression(module, found)
-            if symbol is not None and symbol.kind == "class":
-                return symbol
-        for base in cls.bases if depth < 10 else ():
+    def in_hierarchy(self, module: str, cls: ast.ClassDef, find: Callable, depth: int = 0):
+        """`find(module, cls)` on the class, then on its bases in order: the first answer that is not None."""
+        found = find(module, cls)
+        for base in cls.bases if found is None and depth < 10 else ():
             resolved = self._base(module, base)
             if resolved is not None:
-                symbol = self.member_type(*resolved, name, depth + 1)
-                if symbol is not None:
-                    return symbol
-        return None
+                found = self.in_hierarchy(*resolved, find, depth + 1)
+                if found is not None:
+                    break
+        return found
+
+    def method(self, module: str, cls: ast.ClassDef, name: str) -> Symbol | None:
+        """The function a class (or a base) defines as `name`."""
+
+        def own(mod: str, c: ast.ClassDef) -> Symbol | None:
+            return next((Symbol("function", mod, n) for n in c.body
+                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name), None)
+
+        return self.in_hierarchy(module, cls, own)
+
+    def field_annotation(self, module: str, cls: ast.ClassDef, name: str) -> tuple[str, ast.expr] | None:
+        """(module, annotation) of a class-level field `name: T` of a class or its bases."""
+
+        def own(mod: str, c: ast.ClassDef) -> tuple[str, ast.expr] | None:
+            for n in c.body:
+                if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.target.id == name:
+                    return mod, n.annotation
+            return None
+
+        return self.in_hierarchy(module, cls, own)
+
+    def member_type(self, module: str, cls: ast.ClassDef, name: str) -> Symbol | None:
+        """The engine class a member holds, where the source says: `name: T`, `self.name = T(...)`, a property
+        returning T. None when it does not say or T is not an engine class."""
+
+        def own(mod: str, c: ast.ClassDef) -> Symbol | None:
+            found: ast.expr | None = None
+            for node in ast.walk(c):
+                if isinstance(node, ast.AnnAssign) and _target_name(node.target) == name:
+                    found = node.annotation
+                elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                    if any(_target_name(t) == name for t in node.targets):
+                        found = found or node.value.func
+                elif isinstance(node, ast.FunctionDef) and node.name == name and node.returns is not None:
+                    found = node.returns
+                if found is not None and not isinstance(node, ast.Assign):
+                    break
+            symbol = self.expression(mod, found) if found is not None else None
+            return symbol if symbol is not None and symbol.kind == "class" else None
+
+        return self.in_hierarchy(module, cls, own)
 
     def expression(self, module: str, node: ast.expr) -> Symbol | None:
         """The symbol an annotation or a callee names in `module` (string annotations and `T | None` too)."""
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            try:
-                node = ast.parse(node.value, mode="eval").body
-            except SyntaxError:
-                return None
+        node = _unquoted(node)
         if isinstance(node, ast.BinOp):
             return self.expression(module, node.left) or self.expression(module, node.right)
         chain = _chain(node) if isinstance(node, (ast.Name, ast.Attribute)) else []
@@ -338,6 +377,29 @@ def _absolute(module: str, node: ast.ImportFrom, is_package: bool) -> str:
     base = parts if is_package else parts[:-1]
     base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
+
+
+def _unquoted(annotation: ast.expr | None) -> ast.expr | None:
+    """A string annotation ("Articulation") as the expression it spells; others as they are."""
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        try:
+            return ast.parse(annotation.value, mode="eval").body
+        except SyntaxError:
+            return None
+    return annotation
+
+
+def _literal_strings(annotation: ast.expr) -> set[str] | None:
+    """The strings of `Literal["a", "b"]` (also inside `X | None`); None when the annotation is no such Literal."""
+    annotation = _unquoted(annotation)
+    if isinstance(annotation, ast.BinOp):
+        left, right = _literal_strings(annotation.left), _literal_strings(annotation.right)
+        return None if left is None and right is None else (left or set()) | (right or set())
+    if isinstance(annotation, ast.Subscript) and _chain(annotation.value)[-1:] == ["Literal"]:
+        items = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        values = {e.value for e in items if isinstance(e, ast.Constant)}
+        return values if values and all(isinstance(v, str) for v in values) else None
+    return None
 
 
 def _string_set(value: ast.expr) -> set[str] | None:
@@ -442,8 +504,7 @@ class _ModuleChecker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def annotation(self, ann: ast.expr | None) -> Symbol | None:
-        if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
-            ann = ast.parse(ann.value, mode="eval").body
+        ann = _unquoted(ann)
         if isinstance(ann, ast.BinOp):  # X | None
             return self.annotation(ann.left)
         symbol = self.expr_symbol(ann) if ann is not None else None
@@ -463,8 +524,15 @@ class _ModuleChecker(ast.NodeVisitor):
                 # report the first missing link only
                 for k in range(2, len(chain) + 1):
                     if self.index.attribute_of(base, chain[1:k]) is None:
-                        self.fail(node, f"{'.'.join(chain[:k])}: no such name in {base.module}")
+                        missing = self.index.attribute_of(base, chain[1 : k - 1])
+                        if missing is not None and missing.kind == "class":
+                            self.check_class_chain(node, missing, chain[: k - 1], chain[k - 1 :])
+                        else:
+                            self.fail(node, f"{'.'.join(chain[:k])}: no such name in {base.module}")
                         break
+                return
+            if base.kind == "class":
+                self.check_class_chain(node, base, chain[:1], chain[1:])
                 return
         elif chain and chain[0] in self.typed and len(chain) >= 2:
             cls: Symbol | None = self.typed[chain[0]]
@@ -480,16 +548,59 @@ class _ModuleChecker(ast.NodeVisitor):
             self.data_reads.append((node.lineno, node.attr))
         self.generic_visit(node)
 
+    def check_class_chain(self, node: ast.AST, cls: Symbol, head: list[str], rest: list[str]) -> None:
+        """`SomeCfg.NestedCfg.field`: each link a member of the class before it (nested classes followed)."""
+        for k, attr in enumerate(rest):
+            members, is_open = self.index.class_members(cls.module, cls.node)
+            if attr not in members and not is_open:
+                self.fail(node, f"{'.'.join(head + rest[: k + 1])}: {cls.node.name} has no member {attr}")
+                return
+            nested = self.index.attribute_of(cls, [attr])
+            if nested is None or nested.kind != "class":
+                return
+            cls = nested
+
+    def callee(self, func: ast.expr) -> Symbol | None:
+        """The engine function or class a call goes to: an imported name, or a method of a typed variable."""
+        symbol = self.expr_symbol(func)
+        if symbol is not None:
+            return symbol
+        chain = _chain(func) if isinstance(func, ast.Attribute) else []
+        if len(chain) < 2 or chain[0] not in self.typed:
+            return None
+        cls: Symbol | None = self.typed[chain[0]]
+        for attr in chain[1:-1]:
+            cls = self.index.member_type(cls.module, cls.node, attr)
+            if cls is None:
+                return None
+        return self.index.method(cls.module, cls.node, chain[-1])
+
     def visit_Call(self, node: ast.Call) -> None:
-        symbol = self.expr_symbol(node.func)
+        symbol = self.callee(node.func)
         if symbol is not None and node.keywords:
             accepted, is_open = self.accepted_keywords(symbol)
-            if not is_open:
-                for kw in node.keywords:
-                    if kw.arg is not None and kw.arg not in accepted:
-                        self.fail(node, f"{ast.unparse(node.func)}(): no keyword argument {kw.arg!r}")
+            for kw in node.keywords:
+                if kw.arg is None:
+                    continue
+                if kw.arg not in accepted and not is_open:
+                    self.fail(node, f"{ast.unparse(node.func)}(): no keyword argument {kw.arg!r}")
+                elif isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                    self.check_literal(node, symbol, kw.arg, kw.value.value)
         self.check_term_params(node)
         self.generic_visit(node)
+
+    def check_literal(self, node: ast.Call, symbol: Symbol, name: str, value: str) -> None:
+        """A string passed where the engine declares `Literal[...]` must be one of those strings."""
+        found: tuple[str, ast.expr] | None = None
+        if symbol.kind == "function" and isinstance(symbol.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = symbol.node.args
+            found = next(((symbol.module, a.annotation) for a in args.args + args.kwonlyargs
+                          if a.arg == name and a.annotation is not None), None)
+        elif symbol.kind == "class" and isinstance(symbol.node, ast.ClassDef):
+            found = self.index.field_annotation(symbol.module, symbol.node, name)
+        allowed = _literal_strings(found[1]) if found else None
+        if allowed is not None and value not in allowed:
+            self.fail(node, f"{ast.unparse(node.func)}({name}={value!r}): must be one of {sorted(allowed)}")
 
     def check_term_params(self, node: ast.Call) -> None:
         """Term configs pass `params` to their `func` by keyword: the keys must be that function's arguments."""

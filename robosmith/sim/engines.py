@@ -7,11 +7,14 @@ reads back what it wrote (metrics.jsonl, checkpoints/, eval.json), the same file
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 from robosmith import REPO_ROOT
+from robosmith.runs import read_metrics
+from robosmith.sim.export import ISAACLAB_VERSIONS
 
 BACKENDS = ("cpu", "mjlab", "isaaclab")
 MJLAB_VENV_PYTHON = REPO_ROOT / ".venv-mjlab" / "bin" / "python"
@@ -37,26 +40,32 @@ def engine_command(backend: str, engine_python: str | Path | None) -> list[str]:
     return [str(path), "-p"] if path.name.endswith(".sh") else [str(path)]
 
 
-def launch_training(
+def train_package(
     command: list[str], package_dir: Path, run_dir: Path, num_envs: int, max_iterations: int, max_minutes: float,
     eval_episodes: int, video_episodes: int, seed: int, log=None,
-) -> int:
-    """Run `<package>.train` with the engine's interpreter until it ends; returns its exit code.
+) -> tuple[list[dict], dict]:
+    """Run `<package>.train` with the engine's interpreter until it ends: (metrics rows, eval.json).
 
-    The child inherits our confinement (network, writable folders) and writes into run_dir.
+    The child inherits our confinement (network, writable folders) and writes into run_dir; its output goes
+    to `log`. Raises EngineError when it ends without its metrics or evaluation.
     """
     args = [
         "-m", f"{package_dir.name}.train", "--run-dir", str(Path(run_dir).absolute()),
         "--num-envs", str(num_envs), "--max-iterations", str(max_iterations), "--max-minutes", str(max_minutes),
         "--eval-episodes", str(eval_episodes), "--video-episodes", str(video_episodes), "--seed", str(seed),
     ]
-    env = {**os.environ, "PYTHONPATH": str(package_dir.parent.absolute())}
+    path = os.pathsep.join(filter(None, [str(package_dir.parent.absolute()), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     env.pop("VIRTUAL_ENV", None)  # our venv's variables must not leak into the engine's interpreter
     proc = subprocess.run(
         [*command, *args], cwd=package_dir.parent, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         check=False,
     )
-    return proc.returncode
+    metrics, evaluation = Path(run_dir) / "metrics.jsonl", Path(run_dir) / "eval.json"
+    rows = read_metrics(metrics) if metrics.is_file() else []
+    if proc.returncode != 0 or not rows or not evaluation.is_file():
+        raise EngineError(f"the engine's trainer exited with code {proc.returncode} after {len(rows)} iterations")
+    return rows, json.loads(evaluation.read_text())
 
 
 def isaaclab_version(command: list[str]) -> str:
@@ -67,10 +76,11 @@ def isaaclab_version(command: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired) as e:
         raise EngineError(f"{command[0]}: could not ask it for its Isaac Lab version: {e}") from None
     version = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
-    for supported in ("2.3", "3.0"):
+    for supported in ISAACLAB_VERSIONS:
         if version.startswith(supported + "."):
             return supported
-    raise EngineError(f"{command[0]}: Isaac Lab {version or '(not installed)'}; robosmith exports for 2.3.x and 3.0.x")
+    supported = " and ".join(f"{v}.x" for v in ISAACLAB_VERSIONS)
+    raise EngineError(f"{command[0]}: Isaac Lab {version or '(not installed)'}; robosmith exports for {supported}")
 
 
 def render_engine_video(run_dir: Path, scene, fps: float) -> Path | None:

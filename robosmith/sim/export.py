@@ -84,6 +84,10 @@ def task_id(task: TaskSpec, options: ExportOptions) -> str:
 
 def task_info(task: TaskSpec, options: ExportOptions) -> dict:
     """Everything the generated modules need from the task, as plain data (rendered as a dict literal)."""
+    if not task.name.isidentifier():
+        raise ExportError(f"{task.name!r}: name: a package is named after the task; use letters, digits and _")
+    if options.target == "isaaclab" and task.scene.robot.link_mass_scale != 1.0:
+        raise ExportError(f"{task.name}: scene.robot.link_mass_scale: the Isaac Lab target imports the URDF's masses")
     if task.action_mode != "absolute":
         raise ExportError(
             f"{task.name}: action_mode: export targets support 'absolute' joint-position actions, got "
@@ -102,6 +106,7 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
         "obs_noise": dict(task.obs_noise),
         "action_scale": task.action_scale,
         "joint_names": list(JOINT_NAMES),
+        "joint_limits": joint_limits(task),
         "home": list(r.home),
         "tool_site": TOOL_SITE,
         "pad_geoms": list(PAD_GEOMS),
@@ -126,6 +131,12 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
         "init_noise_std": t.init_noise_std,
         "ppo": dataclasses.asdict(t.ppo),
     }
+
+
+def joint_limits(task: TaskSpec) -> list[list[float]]:
+    """[low, high] rad of each joint in robosmith's model: servo targets are clipped to them."""
+    spec = build_robot_spec(task.scene.robot, visual=False)
+    return [[float(x) for x in spec.joint(name).range] for name in JOINT_NAMES]
 
 
 def export_package(
