@@ -18,7 +18,7 @@ from robosmith.reward import compile_reward
 from robosmith.sim.batched_env import BatchedEnv
 from robosmith.sim.engine_check import check_export
 from robosmith.sim.engines import MJLAB_VENV_PYTHON, engine_command
-from robosmith.sim.export import ISAACLAB_VERSIONS, ExportOptions, export_package
+from robosmith.sim.export import ISAACLAB_VERSIONS, ExportOptions, export_package, export_source
 from robosmith.task import available_tasks, load_task
 from robosmith.train.ppo import TrainSettings
 
@@ -294,6 +294,10 @@ def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_
     state.update(loop.propose(state))
     state.update(loop.validate(state))
     folder = loop.folder(state["candidates"][0])
+    # `robosmith export RUN --candidate 0.0` takes that candidate's body and the run's task
+    exported_task, body, label = export_source(str(tmp_path / "run"), "0.0")
+    assert exported_task.name == "so101_lift" and body == (folder / "reward_body.py").read_text()
+    assert label == "candidate 0.0 of run"
     job = json.loads((folder / JOB_FILE).read_text())
     assert job["backend"] == "isaaclab" and job["engine_command"] == command
     package = folder / job["package"]
