@@ -194,6 +194,9 @@ def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_
     assert rows[-1]["env_steps"] == 3 * 8 * task.train.steps_per_iteration
     assert {f"reward/{t.name}" for t in task.reward} <= set(rows[-1])
     assert all(r["backend"] == "mjlab" and np.isfinite(r["mean_reward"]) for r in rows)
+    cpu_keys = {"iteration", "env_steps", "wall_s", "env_steps_per_s", "collect_s", "learn_s", "mean_reward",
+                "success_rate", "episode_length", "episode_return", "episodes", "action_std"}
+    assert cpu_keys <= set(rows[-1]) and all(r["learn_s"] > 0 and r["collect_s"] > 0 for r in rows)
     evaluation = json.loads((folder / "eval.json").read_text())
     assert evaluation["episodes"] == 8 and 0 <= evaluation["success_rate"] <= 1
     # one evaluation episode replayed in robosmith's visual model: a frame per control step
