@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from robosmith import REPO_ROOT
+from robosmith.astnames import dotted_name
 from robosmith.runs import write_json
 from robosmith.sim.state import FIELD_DOCS, SimState
 
@@ -147,19 +148,6 @@ FORBIDDEN_NODES: dict[type, str] = {
 def _reject(node: ast.AST | None, reason: str) -> RewardRejected:
     lineno = getattr(node, "lineno", None)
     return RewardRejected("static", (f"line {lineno}: " if lineno else "") + reason)
-
-
-def _attribute_chain(node: ast.Attribute) -> list[str] | None:
-    """['torch', 'linalg', 'norm'] for torch.linalg.norm; None when the chain does not start at a name."""
-    chain = [node.attr]
-    value = node.value
-    while isinstance(value, ast.Attribute):
-        chain.append(value.attr)
-        value = value.value
-    if isinstance(value, ast.Name):
-        chain.append(value.id)
-        return chain[::-1]
-    return None
 
 
 def _root_name(node: ast.expr) -> str | None:
@@ -275,7 +263,7 @@ def _check_attribute(node: ast.Attribute, state_name: str, outermost: bool) -> N
                             "local variables")
     if node.attr.startswith("_"):
         raise _reject(node, f"attributes starting with an underscore are not allowed (.{node.attr})")
-    chain = _attribute_chain(node)
+    chain = dotted_name(node)
     if chain and chain[0] == "torch":
         allowed = TORCH_ALLOWED
         for part in chain[1:]:

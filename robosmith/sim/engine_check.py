@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robosmith.astnames import dotted_name
+
 # What each flavour of generated code is checked against: the lowest supported release of each line and
 # the newest we know, where they differ in API.
 ENGINE_WHEELS: dict[str, tuple[str, ...]] = {
@@ -307,7 +309,7 @@ class SourceIndex:
         node = _unquoted(node)
         if isinstance(node, ast.BinOp):
             return self.expression(module, node.left) or self.expression(module, node.right)
-        chain = _chain(node) if isinstance(node, (ast.Name, ast.Attribute)) else []
+        chain = _chain(node)
         if not chain:
             return None
         return self.attribute_of(self.lookup(module, chain[0]), chain[1:])
@@ -317,8 +319,9 @@ class SourceIndex:
             base = base.value
         if isinstance(base, ast.Name):
             symbol = self.lookup(module, base.id)
-        elif isinstance(base, ast.Attribute):
-            symbol = self.attribute_of(self.lookup(module, _root(base)), _chain(base)[1:])
+        elif isinstance(base, ast.Attribute) and _chain(base):
+            root, *rest = _chain(base)
+            symbol = self.attribute_of(self.lookup(module, root), rest)
         else:
             return None
         return self.resolve_class(symbol) if symbol else None
@@ -411,17 +414,8 @@ def _string_set(value: ast.expr) -> set[str] | None:
 
 
 def _chain(node: ast.expr) -> list[str]:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return parts[::-1]
-
-
-def _root(node: ast.expr) -> str:
-    return _chain(node)[0]
+    """The dotted name of node, or [] when it is not one (a call's or a subscript's attribute)."""
+    return dotted_name(node) or []
 
 
 # ------------------------------------------------------------------------------------------- the check
@@ -511,7 +505,7 @@ class _ModuleChecker(ast.NodeVisitor):
         return symbol if symbol and symbol.kind == "class" else None
 
     def expr_symbol(self, node: ast.expr) -> Symbol | None:
-        chain = _chain(node) if isinstance(node, (ast.Attribute, ast.Name)) else []
+        chain = _chain(node)
         if not chain or chain[0] not in self.names:
             return None
         return self.index.attribute_of(self.names[chain[0]], chain[1:])

@@ -157,8 +157,7 @@ def export_package(
         "task_name": task.name,
         "task_id": info["task_id"],
         "package": package,
-        "cube": task.scene.cube,
-        "has_goal": task.has_goal,
+        "cube": info["cube"],
         "target": options.flavour,
         "label": options.label,
         "isaaclab_version": options.isaaclab_version,
@@ -171,9 +170,7 @@ def export_package(
         "task_info": pprint.pformat(info, sort_dicts=False, width=110),
         # The generated package cannot import robosmith; it gets the source of our one implementation.
         "wilson_interval_source": inspect.getsource(wilson_interval).strip(),
-        "observations": list(task.observations),
-        "obs_noise": dict(task.obs_noise),
-        "domain_randomization": [{"name": p.name, "bounds": (p.low, p.high)} for p in task.domain_randomization],
+        "domain_randomization": [{**p, "bounds": tuple(p["bounds"])} for p in info["domain_randomization"]],
         "robot": info["robot"],
         "tool_in_gripper": tuple(TOOL_POS_IN_GRIPPER),
     }
