@@ -14,6 +14,7 @@ names from a `__getattr__`; both are read here as the import system would resolv
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import subprocess
 import sys
@@ -340,6 +341,7 @@ class SourceIndex:
                 return None
         return symbol
 
+    @functools.cached_property
     def data_members(self) -> set[str]:
         """Members of every class named *Data in the engine (entity, articulation, rigid object, sensor data)."""
         names: set[str] = set()
@@ -422,7 +424,6 @@ def _chain(node: ast.expr) -> list[str]:
 def check_package(package_dir: Path, index: SourceIndex, engine_packages: tuple[str, ...]) -> list[str]:
     """Problems found in every module of the package, as `file:line: problem` lines; empty when all is well."""
     problems: list[str] = []
-    data_members: set[str] | None = None
     for path in sorted(Path(package_dir).glob("*.py")):
         rel = f"{Path(package_dir).name}/{path.name}"
         try:
@@ -434,11 +435,9 @@ def check_package(package_dir: Path, index: SourceIndex, engine_packages: tuple[
         checker = _ModuleChecker(rel, index, engine_packages)
         checker.visit(tree)
         problems += checker.problems
-        if checker.data_reads:
-            data_members = index.data_members() if data_members is None else data_members
-            for line, attr in checker.data_reads:
-                if attr not in data_members:
-                    problems.append(f"{rel}:{line}: .data.{attr}: no engine *Data class has it")
+        for line, attr in checker.data_reads:
+            if attr not in index.data_members:
+                problems.append(f"{rel}:{line}: .data.{attr}: no engine *Data class has it")
     return list(dict.fromkeys(problems))
 
 
@@ -638,10 +637,16 @@ ENGINE_PACKAGES = {
 }
 
 
+@functools.cache
+def _source_index(wheel_dir: Path) -> SourceIndex:
+    """One index per unpacked wheel: its parsed modules serve every package checked in this process."""
+    return SourceIndex(package_roots(wheel_dir))
+
+
 def check_export(package_dir: Path, flavour: str, cache: Path | None = None) -> dict[str, list[str]]:
     """Problems of an exported package against every wheel its flavour is checked against (empty lists: clean)."""
     out = {}
     for requirement in ENGINE_WHEELS[flavour]:
-        index = SourceIndex(package_roots(engine_sources(requirement, flavour, cache)))
+        index = _source_index(engine_sources(requirement, flavour, cache))
         out[requirement] = check_package(package_dir, index, ENGINE_PACKAGES[flavour])
     return out
