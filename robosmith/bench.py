@@ -24,6 +24,11 @@ from robosmith.task import TaskSpec
 from robosmith.train.env import TaskEnv
 
 
+def machine() -> str:
+    """The CPU a figure was measured on, as the results table names it."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, repeats: int = 5) -> dict:
     torch.set_num_threads(1)
     env = TaskEnv(task, compile_reward(task.reference_reward_body()), num_envs, seed=0)
@@ -85,7 +90,7 @@ def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, rep
         "raw_rollout_env_steps_per_s": round(best["raw_rollout"]),
         "raw_mj_step_1thread_env_steps_per_s": round(best["raw_mj_step_1thread"]),
         "ratio_batched_to_raw_rollout": round(best["batched"] / best["raw_rollout"], 3),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "mujoco": mujoco.__version__,
     }
 
@@ -115,7 +120,7 @@ def training_bench(
     if backend == "cpu":
         train(task, body, run_dir, settings, progress=False)
         evaluation = evaluate_run(run_dir, episodes=eval_episodes, video_episodes=0, progress=False)
-        device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        device = machine()
     else:
         command = engine_command(backend, engine_python)
         version = isaaclab_version(command) if backend == "isaaclab" else "3.0"
