@@ -18,7 +18,7 @@ import mujoco.rollout
 import numpy as np
 import torch
 
-from robosmith.reward import compile_reward
+from robosmith.reward.load import load_reward
 from robosmith.sim.batched_env import STATE_SPEC
 from robosmith.task import TaskSpec
 from robosmith.train.env import TaskEnv
@@ -31,7 +31,7 @@ def machine() -> str:
 
 def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, repeats: int = 5) -> dict:
     torch.set_num_threads(1)
-    env = TaskEnv(task, compile_reward(task.reference_reward_body()), num_envs, seed=0)
+    env = TaskEnv(task, load_reward(task.reference_reward_body()), num_envs, seed=0)
     model, substeps, nthread = env.sim.model, env.sim.substeps, env.sim.nthread
     gen = torch.Generator().manual_seed(0)
     actions = [torch.rand(num_envs, 6, generator=gen) * 2 - 1 for _ in range(control_steps)]
@@ -106,9 +106,9 @@ def training_bench(
     reached the task's success target (training statistics, exploration noise included), then the policy is
     evaluated on fresh episodes.
     """
-    from robosmith.runs import read_metrics
-    from robosmith.sim.engines import engine_command, isaaclab_version, train_package
-    from robosmith.sim.export import ExportOptions, export_package
+    from robosmith.engines.export import ExportOptions, export_package
+    from robosmith.engines.launch import engine_command, isaaclab_version, train_package
+    from robosmith.runs import TrainingRun, read_metrics
     from robosmith.train.evaluate import evaluate_run
     from robosmith.train.ppo import TrainSettings, train
 
@@ -125,11 +125,11 @@ def training_bench(
         command = engine_command(backend, engine_python)
         version = isaaclab_version(command) if backend == "isaaclab" else "3.0"
         package = export_package(task, body, run_dir, ExportOptions(backend, version))
-        with (run_dir / "train.log").open("w") as log:
+        with TrainingRun(run_dir).train_log.open("w") as log:
             _, evaluation = train_package(command, package, run_dir, num_envs, settings.max_iterations, minutes,
                                           eval_episodes, 0, settings.seed, log=log)
         device = evaluation.get("device", backend)
-    rows = read_metrics(run_dir / "metrics.jsonl")
+    rows = read_metrics(TrainingRun(run_dir).metrics)
     steady = rows[3:] or rows
     reached = next((r for r in rows if (r.get("success_rate") or 0.0) >= task.success_target), None)
     return {

@@ -1,4 +1,8 @@
-"""The `robosmith` command. Thin: it parses, then calls functions the tests call too."""
+"""The `robosmith` command. Thin: it parses, then calls functions the tests call too.
+
+Errors a user can fix derive from `robosmith.errors.RobosmithError`; they are caught here, in one place
+(`_Group.invoke`), and printed as one line. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,28 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulation-driven robot learning for the SO-101.")
+from robosmith.errors import RobosmithError
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RobosmithError as e:
+            _fail(str(e))
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,
+                  help="Simulation-driven robot learning for the SO-101.")
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    """Print one line and exit with status 2 (bad input)."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
     raise typer.Exit(2)
 
 
@@ -24,16 +43,14 @@ def _checked_reward(reward: Path | None, spec) -> str:
 
     It gets the static check of the agent's candidates; the caller trains it with their restricted loader.
     """
-    from robosmith.agent.sandbox import RewardRejected, check_static
-    from robosmith.runs import RunError, reward_body_from
+    from robosmith.reward.check import RewardRejected, check_static
+    from robosmith.runs import reward_body_from
 
     if reward is not None and not reward.exists():
         _fail(f"{reward}: no such reward file")
+    body = reward_body_from(reward) if reward else spec.reference_reward_body()
     try:
-        body = reward_body_from(reward) if reward else spec.reference_reward_body()
         check_static(body)
-    except RunError as e:
-        _fail(str(e))
     except RewardRejected as e:
         _fail(f"{reward}: {e.reason}")
     return body
@@ -49,34 +66,30 @@ def train(
     num_envs: Annotated[int | None, typer.Option(help="parallel environments")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     eval_episodes: Annotated[int | None, typer.Option(help="episodes for the final evaluation")] = None,
-    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>, see ROBOSMITH_RUNS)")]
+    = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Train a policy with PPO, then evaluate it and record a video."""
     from robosmith.runs import new_run_dir
-    from robosmith.task import TaskError, load_task
+    from robosmith.task import load_task
     from robosmith.train.evaluate import evaluate_run
     from robosmith.train.ppo import TrainSettings
     from robosmith.train.ppo import train as train_policy
 
-    try:
-        spec = load_task(task)
-        settings = TrainSettings.from_task(
-            spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,
-            eval_episodes=eval_episodes,
-        )
-    except (TaskError, ValueError) as e:
-        _fail(str(e))
-    from robosmith.agent.sandbox import load_reward_fn
-
+    spec = load_task(task)
+    settings = TrainSettings.from_task(
+        spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,
+        eval_episodes=eval_episodes,
+    )
     body = _checked_reward(reward, spec)
     run_dir = out if out else new_run_dir(spec.name)
     typer.echo(f"run folder: {run_dir}")
-    last = train_policy(spec, body, run_dir, settings, progress=progress, reward_loader=load_reward_fn)
+    last = train_policy(spec, body, run_dir, settings, progress=progress)
     typer.echo(
         f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s"
     )
-    result = evaluate_run(run_dir, episodes=settings.eval_episodes, progress=progress, reward_loader=load_reward_fn)
+    result = evaluate_run(run_dir, episodes=settings.eval_episodes, progress=progress)
     _print_eval(run_dir, result)
 
 
@@ -89,16 +102,11 @@ def eval_(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Evaluate a run's latest checkpoint: success rate with a 95% interval, and a video."""
-    from robosmith.agent.sandbox import load_reward_fn
-    from robosmith.runs import RunError, resolve_run
+    from robosmith.runs import resolve_run
     from robosmith.train.evaluate import evaluate_run
 
-    try:
-        run_dir = resolve_run(run)
-        result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress,
-                              reward_loader=load_reward_fn)
-    except RunError as e:
-        _fail(str(e))
+    run_dir = resolve_run(run)
+    result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress)
     _print_eval(run_dir, result)
 
 
@@ -132,44 +140,39 @@ def run(
     llm_model: Annotated[str | None, typer.Option(help="model name (or ROBOSMITH_LLM_MODEL)")] = None,
     llm_temperature: Annotated[float | None, typer.Option()] = None,
     budget_usd: Annotated[float | None, typer.Option(help="stop when LLM calls have cost this much")] = None,
-    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>, see ROBOSMITH_RUNS)")]
+    = None,
     backend: Annotated[str, typer.Option(help="where candidates train: cpu, mjlab or isaaclab")] = "cpu",
-    mjlab_python: Annotated[Path | None, typer.Option(help="mjlab's python (default: .venv-mjlab)")] = None,
+    mjlab_python: Annotated[Path | None, typer.Option(
+        help="mjlab's python (default: $ROBOSMITH_MJLAB_PYTHON, else ./.venv-mjlab)")] = None,
     isaaclab_python: Annotated[Path | None, typer.Option(help="Isaac Lab's python, or isaaclab.sh")] = None,
 ) -> None:
     """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate."""
     from robosmith.agent.llm import LLMClient, LLMConfig
     from robosmith.agent.loop import LoopSettings, RewardLoop
-    from robosmith.agent.task_from_text import NoMatchingTask, choose_task
-    from robosmith.runs import new_run_dir
-    from robosmith.task import TaskError
+    from robosmith.agent.task_from_text import choose_task
+    from robosmith.runs import AgentRun, new_run_dir
 
-    try:
-        llm = None if offline else LLMConfig.from_env(
-            base_url=llm_base_url, model=llm_model, temperature=llm_temperature, samples=candidates,
-            budget_usd=budget_usd,
-        )
-        llm = llm if llm and llm.configured else None
-        engine_python = _engine_python(backend, mjlab_python, isaaclab_python)
-        version = "3.0"
-        if backend == "isaaclab":
-            from robosmith.sim.engines import engine_command, isaaclab_version
+    llm = None if offline else LLMConfig.from_env(
+        base_url=llm_base_url, model=llm_model, temperature=llm_temperature, samples=candidates,
+        budget_usd=budget_usd,
+    )
+    llm = llm if llm and llm.configured else None
+    engine_python = _engine_python(backend, mjlab_python, isaaclab_python)
+    version = "3.0"
+    if backend == "isaaclab":
+        from robosmith.engines.launch import engine_command, isaaclab_version
 
-            version = isaaclab_version(engine_command(backend, engine_python))
-        settings = LoopSettings(
-            candidates=candidates, max_iterations=iterations, train_minutes=train_minutes, num_envs=num_envs,
-            parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
-            until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
-            isaaclab_version=version,
-        )
-    except ValueError as e:
-        _fail(str(e))
+        version = isaaclab_version(engine_command(backend, engine_python))
+    settings = LoopSettings(
+        candidates=candidates, max_iterations=iterations, train_minutes=train_minutes, num_envs=num_envs,
+        parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
+        until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
+        isaaclab_version=version,
+    )
     staging = out if out else new_run_dir("run")
-    try:
-        client = LLMClient(llm, staging / "llm_calls.jsonl") if llm else None
-        choice = choose_task(task, client)
-    except (TaskError, NoMatchingTask) as e:
-        _fail(str(e))
+    client = LLMClient(llm, AgentRun(staging).llm_calls) if llm else None
+    choice = choose_task(task, client)
     typer.echo(f"task: {choice.spec.name} ({choice.how}: {choice.why})")
     if choice.spec.params:
         typer.echo("parameters: " + ", ".join(f"{k}={v:g}" for k, v in choice.spec.params.items()))
@@ -177,11 +180,7 @@ def run(
     if out is None:  # name the folder after the task, now that it is known
         named = staging.with_name(staging.name.removesuffix("-run") + f"-{choice.spec.name}")
         staging = staging.rename(named) if not named.exists() else staging
-    try:
-        loop = RewardLoop.create(staging, choice.spec, settings, llm,
-                                 {"input": task, "how": choice.how, "why": choice.why})
-    except ValueError as e:
-        _fail(str(e))
+    loop = RewardLoop.create(staging, choice.spec, settings, llm, {"input": task, "how": choice.how, "why": choice.why})
     typer.echo(f"run folder: {staging}  (task saved to task.yaml)")
     if loop.client:
         typer.echo(f"proposer: LLM {llm.model} at {llm.base_url or 'api.openai.com'}")
@@ -197,11 +196,17 @@ def resume(run: Annotated[Path, typer.Argument(help="run folder of `robosmith ru
     """Continue a reward-design run that was killed or interrupted, from its last checkpoint."""
     from robosmith.agent.loop import RewardLoop
 
-    if not (run / "run.json").is_file():
-        _fail(f"{run}: not a reward-design run (no run.json)")
-    loop = RewardLoop.open(run)
+    loop = RewardLoop.open(_agent_run(run))
     typer.echo(f"resuming {run} (proposer: {loop.proposer.name})")
     _finish(loop, _interruptible(loop, resume=True))
+
+
+def _agent_run(run: Path) -> Path:
+    from robosmith.runs import AgentRun
+
+    if not AgentRun(run).run_info.is_file():
+        _fail(f"{run}: not a reward-design run (no {AgentRun.run_info})")
+    return run
 
 
 def _engine_python(backend: str, mjlab_python: Path | None, isaaclab_python: Path | None) -> str | None:
@@ -209,7 +214,7 @@ def _engine_python(backend: str, mjlab_python: Path | None, isaaclab_python: Pat
     given = {"mjlab": mjlab_python, "isaaclab": isaaclab_python}
     for name, path in given.items():
         if path is not None and name != backend:
-            raise ValueError(f"--{name}-python: given with --backend {backend}")
+            _fail(f"--{name}-python: given with --backend {backend}")
     path = given.get(backend)
     return str(path) if path is not None else None
 
@@ -230,17 +235,19 @@ def _parse_until(text: str) -> float:
         hour, minute = (int(x) for x in text.split(":"))
         target = dt.datetime.now().replace(hour=hour, minute=minute, second=0, microsecond=0)
     except ValueError:
-        raise ValueError(f"--until must be a time HH:MM, got {text!r}") from None
+        _fail(f"--until must be a time HH:MM, got {text!r}")
     if target <= dt.datetime.now():
         target += dt.timedelta(days=1)
     return target.timestamp()
 
 
 def _finish(loop, state: dict) -> None:
+    from robosmith.runs import CandidateFolder
+
     summary = loop.write_summary(state)
     if state.get("paused_for_review"):
         typer.echo(f"paused for review after iteration {state['iteration']}: robosmith review {loop.run_dir}")
-        typer.echo(f"report: {loop.run_dir / 'report.html'}")
+        typer.echo(f"report: {loop.files.report}")
         return
     typer.echo(f"stopped: {summary['stop_reason']}")
     history = state.get("history", [])
@@ -255,12 +262,13 @@ def _finish(loop, state: dict) -> None:
         if reference and reference.get("success_rate") is not None:
             typer.echo(f"the task's reference reward, trained the same way: {reference['success_rate']:.0%}")
         typer.echo(f"best reward: {loop.run_dir / best['dir'] / 'reward.py'}")
-        if (loop.run_dir / best["dir"] / "eval.mp4").is_file():
-            typer.echo(f"video: {loop.run_dir / best['dir'] / 'eval.mp4'}")
+        video = CandidateFolder(loop.run_dir / best["dir"]).video
+        if video.is_file():
+            typer.echo(f"video: {video}")
     else:
         typer.echo("no candidate trained successfully")
-    typer.echo(f"summary: {loop.run_dir / 'summary.json'}")
-    typer.echo(f"report: {loop.run_dir / 'report.html'}")
+    typer.echo(f"summary: {loop.files.summary}")
+    typer.echo(f"report: {loop.files.report}")
 
 
 @app.command("review")
@@ -274,40 +282,37 @@ def review_cmd(
 ) -> None:
     """Show the paused iteration as diffs against the best reward, decide, and resume the loop."""
     from robosmith.agent.loop import RewardLoop
-    from robosmith.agent.review import ReviewError, decide, review_screen
+    from robosmith.agent.review import decide, review_screen
 
-    if not (run / "run.json").is_file():
-        _fail(f"{run}: not a reward-design run (no run.json)")
-    loop = RewardLoop.open(run)
+    loop = RewardLoop.open(_agent_run(run))
     state = loop.paused_state()
     if state is None:
         _fail(f"{run}: not waiting for review")
     typer.echo(review_screen(loop, state, colour=sys.stdout.isatty()))
-    try:
-        if approve:
-            decision = decide(loop, state, "approve", approve)
-        elif reject:
-            decision = decide(loop, state, "reject", comment=comment)
-        elif edit:
-            decision = decide(loop, state, "edit", edit, code=_edited_code(loop, state, edit, file))
-        elif sys.stdin.isatty():
-            decision = _ask(loop, state)
-        else:
-            typer.echo("no decision given: use --approve ID, --reject --comment TEXT or --edit ID --file F")
-            return
-    except ReviewError as e:
-        _fail(str(e))
+    if approve:
+        decision = decide(loop, state, "approve", approve)
+    elif reject:
+        decision = decide(loop, state, "reject", comment=comment)
+    elif edit:
+        decision = decide(loop, state, "edit", edit, code=_edited_code(loop, state, edit, file))
+    elif sys.stdin.isatty():
+        decision = _ask(loop, state)
+    else:
+        typer.echo("no decision given: use --approve ID, --reject --comment TEXT or --edit ID --file F")
+        return
     typer.echo(f"decision: {decision['action']} {decision.get('candidate', '')}".rstrip())
     _finish(loop, loop.run(decision=decision))
 
 
 def _edited_code(loop, state: dict, candidate: str, file: Path | None) -> str:
+    from robosmith.runs import CandidateFolder
+
     if file is not None:
         if not file.is_file():
             _fail(f"{file}: no such file")
         return file.read_text()
     record = next((r for r in loop.iteration_records(state) if r["id"] == candidate), None)
-    source = loop.folder(record) / "reward_body.py" if record else None
+    source = CandidateFolder(loop.folder(record)).reward_body if record else None
     if source is None or not source.is_file():
         _fail(f"no code for candidate {candidate}")
     edited = typer.edit(source.read_text(), extension=".py")
@@ -340,9 +345,7 @@ def report(run: Annotated[Path, typer.Argument(help="run folder of `robosmith ru
     """Write the run's self-contained HTML report (opens from disk, offline)."""
     from robosmith.report import write_report
 
-    if not (run / "run.json").is_file():
-        _fail(f"{run}: not a reward-design run (no run.json)")
-    typer.echo(f"report: {write_report(run)}")
+    typer.echo(f"report: {write_report(_agent_run(run))}")
 
 
 @app.command()
@@ -356,23 +359,19 @@ def export(
     check: Annotated[bool, typer.Option(help="check every engine name it uses against the engine's wheel")] = True,
 ) -> None:
     """Write a task package for mjlab or Isaac Lab: env config, registration, rsl-rl config, the same reward."""
-    from robosmith.agent.sandbox import RewardRejected, check_static
-    from robosmith.runs import RunError
-    from robosmith.sim.export import ExportError, ExportOptions, export_package, export_source
-    from robosmith.task import TaskError
+    from robosmith.engines.export import ExportOptions, export_package, export_source
+    from robosmith.reward.check import RewardRejected, check_static
 
+    options = ExportOptions(target, isaaclab_version, randomize)
+    task, body, label = export_source(source, candidate)
     try:
-        options = ExportOptions(target, isaaclab_version, randomize)
-        task, body, label = export_source(source, candidate)
         check_static(body)
-        package = export_package(task, body, out, dataclasses.replace(options, label=label))
-    except (ExportError, RunError, TaskError) as e:
-        _fail(str(e))
     except RewardRejected as e:
         _fail(f"{source}: the reward does not pass the static check: {e.reason}")
+    package = export_package(task, body, out, dataclasses.replace(options, label=label))
     typer.echo(f"{task.name} ({label}) for {options.flavour}: {package}")
     if check:
-        from robosmith.sim.engine_check import check_export
+        from robosmith.engines.check import check_export
 
         try:
             results = check_export(package, options.flavour)
@@ -395,15 +394,13 @@ def check_reward(
     """Run the same checks as the agent loop on a reward file: OK, or the reason it is rejected."""
     import tempfile
 
-    from robosmith.agent.sandbox import RewardRejected, validate_reward
-    from robosmith.task import TaskError, load_task
+    from robosmith.execution.smoke import validate_reward
+    from robosmith.reward.check import RewardRejected
+    from robosmith.task import load_task
 
     if not file.is_file():
         _fail(f"{file}: no such file")
-    try:
-        spec = load_task(task)
-    except TaskError as e:
-        _fail(str(e))
+    spec = load_task(task)
     with tempfile.TemporaryDirectory(prefix="robosmith-check-") as tmp:
         try:
             stats = validate_reward(file.read_text(), spec, Path(tmp))
@@ -430,17 +427,17 @@ def bc_collect(
     """Record scripted demonstrations in simulation as a LeRobot dataset (v3.0)."""
     from robosmith.bc.collect import collect
     from robosmith.bc.demonstrator import DemoStyle
-    from robosmith.runs import RUNS_DIR
-    from robosmith.task import TaskError, load_task
+    from robosmith.runs import runs_root
+    from robosmith.task import load_task
 
+    spec = load_task(task)
+    if episodes < 1:
+        _fail(f"--episodes must be >= 1, got {episodes}")
+    folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"
+    style = DemoStyle.perfect() if perfect else DemoStyle()
     try:
-        spec = load_task(task)
-        if episodes < 1:
-            raise ValueError(f"--episodes must be >= 1, got {episodes}")
-        folder = out or RUNS_DIR / "bc" / f"{spec.name}-demos-{episodes}"
-        style = DemoStyle.perfect() if perfect else DemoStyle()
         info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress)
-    except (TaskError, ValueError, FileExistsError, RuntimeError) as e:
+    except (FileExistsError, RuntimeError) as e:
         _fail(str(e))
     typer.echo(
         f"{info['episodes']} demonstrations in {folder} (the demonstrator succeeded in "
@@ -463,12 +460,12 @@ def bc_train(
     """Train a LeRobot policy with lerobot-train, offline. Run it again to resume a stopped training."""
     from robosmith.bc.train import BCTrainSettings, train_bc
 
+    settings = BCTrainSettings(policy=policy, inputs=inputs, steps=steps, batch_size=batch_size,
+                               learning_rate=lr, device=device, seed=seed)
+    folder = out or dataset.parent / f"{dataset.name}-{policy}-{inputs}"
     try:
-        settings = BCTrainSettings(policy=policy, inputs=inputs, steps=steps, batch_size=batch_size,
-                                   learning_rate=lr, device=device, seed=seed)
-        folder = out or dataset.parent / f"{dataset.name}-{policy}-{inputs}"
         checkpoint = train_bc(dataset, folder, settings)
-    except (ValueError, FileNotFoundError) as e:
+    except FileNotFoundError as e:
         _fail(str(e))
     except subprocess.CalledProcessError as e:
         _fail(f"lerobot-train stopped (exit code {e.returncode}); run the same command again to resume")
@@ -488,15 +485,10 @@ def bc_eval(
 ) -> None:
     """Roll a LeRobot policy (or its finetuned version) out in simulation: success with a 95% interval."""
     from robosmith.bc.evaluate import evaluate_bc
-    from robosmith.bc.policy import PolicyError
-    from robosmith.runs import RunError
-    from robosmith.task import TaskError, load_task
+    from robosmith.task import load_task
 
     folder = out or checkpoint / "eval"
-    try:
-        result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress)
-    except (TaskError, PolicyError, RunError) as e:
-        _fail(str(e))
+    result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress)
     _print_eval(folder, result)
 
 
@@ -517,27 +509,23 @@ def finetune(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Improve a BC policy with RL in simulation: PPO trains a residual on top of the frozen BC policy."""
-    from robosmith.agent.sandbox import load_reward_fn
     from robosmith.bc.evaluate import evaluate_bc
     from robosmith.bc.finetune import ResidualSettings
     from robosmith.bc.finetune import finetune as finetune_policy
     from robosmith.runs import new_run_dir
-    from robosmith.task import TaskError, load_task
+    from robosmith.task import load_task
     from robosmith.train.ppo import TrainSettings
 
-    try:
-        spec = load_task(task)
-        settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
-                                           seed=seed, eval_episodes=eval_episodes)
-        residual = ResidualSettings(scale=residual_scale)
-    except (TaskError, ValueError) as e:
-        _fail(str(e))
+    spec = load_task(task)
+    settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
+                                       seed=seed, eval_episodes=eval_episodes)
+    residual = ResidualSettings(scale=residual_scale)
     body = _checked_reward(reward, spec)
     folder = out or new_run_dir(f"{spec.name}-finetune")
     typer.echo(f"finetune folder: {folder}")
     try:
-        last = finetune_policy(checkpoint, spec, folder, settings, residual, body, load_reward_fn, progress)
-    except (ValueError, FileExistsError) as e:  # PolicyError is a ValueError
+        last = finetune_policy(checkpoint, spec, folder, settings, residual, body, progress=progress)
+    except FileExistsError as e:
         _fail(str(e))
     typer.echo(f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s")
     result = evaluate_bc(folder, spec, folder / "eval", eval_episodes, progress=progress)
@@ -553,12 +541,9 @@ def bench(
 ) -> None:
     """Env steps/s of the batched env (with observations and reward) against raw MuJoCo stepping."""
     from robosmith.bench import run_bench
-    from robosmith.task import TaskError, load_task
+    from robosmith.task import load_task
 
-    try:
-        spec = load_task(task)
-    except TaskError as e:
-        _fail(str(e))
+    spec = load_task(task)
     result = run_bench(spec, num_envs=num_envs, control_steps=steps)
     if as_json:
         json.dump(result, sys.stdout, indent=2)
@@ -575,31 +560,23 @@ def bench_train(
     num_envs: Annotated[int, typer.Option()] = 256,
     minutes: Annotated[float, typer.Option(help="training time per backend")] = 5.0,
     eval_episodes: Annotated[int, typer.Option()] = 100,
-    mjlab_python: Annotated[Path | None, typer.Option(help="mjlab's python (default: .venv-mjlab)")] = None,
+    mjlab_python: Annotated[Path | None, typer.Option(
+        help="mjlab's python (default: $ROBOSMITH_MJLAB_PYTHON, else ./.venv-mjlab)")] = None,
     isaaclab_python: Annotated[Path | None, typer.Option(help="Isaac Lab's python, or isaaclab.sh")] = None,
     out: Annotated[Path | None, typer.Option(help="folder for the runs (default: runs/<time>-bench-train)")] = None,
 ) -> None:
     """Train the same reward on each backend in turn: env steps/s, time to the success target, ratios (JSON)."""
     from robosmith.bench import training_bench
     from robosmith.runs import new_run_dir
-    from robosmith.sim.engines import EngineError
-    from robosmith.sim.export import ExportError
-    from robosmith.task import TaskError, load_task
+    from robosmith.task import load_task
 
-    try:
-        spec = load_task(task)
-    except TaskError as e:
-        _fail(str(e))
+    spec = load_task(task)
     out = out or new_run_dir("bench-train")
     results = []
     for backend in [b.strip() for b in backends.split(",") if b.strip()]:
         python = {"mjlab": mjlab_python, "isaaclab": isaaclab_python}.get(backend)
         typer.echo(f"training {spec.name} on {backend} for {minutes:g} min ...", err=True)
-        try:
-            results.append(training_bench(spec, backend, num_envs, minutes, out, python and str(python),
-                                          eval_episodes))
-        except (EngineError, ExportError) as e:
-            _fail(str(e))
+        results.append(training_bench(spec, backend, num_envs, minutes, out, python and str(python), eval_episodes))
     if len(results) > 1:
         base = results[0]["env_steps_per_s"] or 1
         for r in results:

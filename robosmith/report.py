@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from robosmith.runs import read_metrics, write_text_atomic
+from robosmith.runs import AgentRun, CandidateFolder, read_metrics, write_text_atomic
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -58,7 +58,7 @@ def svg_plot(series: dict[str, list[tuple[float, float]]], title: str, xlabel: s
 
 
 def _curves(folder: Path) -> tuple[str, str]:
-    path = folder / "metrics.jsonl"
+    path = CandidateFolder(folder).metrics
     rows = read_metrics(path) if path.is_file() else []
     steps = [r["env_steps"] for r in rows]
     success = [(s, r["success_rate"]) for s, r in zip(steps, rows, strict=True) if r.get("success_rate") is not None]
@@ -102,12 +102,13 @@ td,th{border:1px solid #ddd;padding:4px 8px;font-size:14px;text-align:left}
 
 def write_report(run_dir: Path) -> Path:
     """Write run_dir/report.html from what the run folder holds now."""
-    info = json.loads((run_dir / "run.json").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    run = AgentRun(run_dir)
+    info = json.loads(run.run_info.read_text())
+    summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
     task = info["task"]
     calls = []
-    if (run_dir / "llm_calls.jsonl").is_file():
-        calls = [json.loads(x) for x in (run_dir / "llm_calls.jsonl").read_text().splitlines() if x.strip()]
+    if run.llm_calls.is_file():
+        calls = [json.loads(x) for x in run.llm_calls.read_text().splitlines() if x.strip()]
     tokens = sum((c.get("prompt_tokens") or 0) + (c.get("completion_tokens") or 0) for c in calls)
     cost = sum(c.get("cost_usd") or 0.0 for c in calls)
 
@@ -123,23 +124,24 @@ def write_report(run_dir: Path) -> Path:
         if reference and reference.get("success_rate") is not None:
             ref = f" (the task's reference reward, trained the same way: {reference['success_rate']:.0%})"
         body.append(f"<h2>Best: candidate {best['id']}, evaluation success {best['success_rate']:.0%}{ref}</h2>")
-        body.append(f'<div class="plots">{_video(folder / "eval.mp4")}{"".join(_curves(folder))}</div>')
+        body.append(f'<div class="plots">{_video(CandidateFolder(folder).video)}{"".join(_curves(folder))}</div>')
 
     best_code: str | None = None
     rows, sections = [], []
     for it_dir in sorted(run_dir.glob("iter_*")):
-        for cand in sorted(it_dir.glob("cand_*")):
-            record = json.loads((cand / "record.json").read_text()) if (cand / "record.json").is_file() else {}
-            code = (cand / "reward_body.py").read_text() if (cand / "reward_body.py").is_file() else ""
-            cid = record.get("id", f"{it_dir.name}/{cand.name}")
+        for cand_dir in sorted(it_dir.glob("cand_*")):
+            cand = CandidateFolder(cand_dir)
+            record = json.loads(cand.record.read_text()) if cand.record.is_file() else {}
+            code = cand.reward_body.read_text() if cand.reward_body.is_file() else ""
+            cid = record.get("id", f"{it_dir.name}/{cand_dir.name}")
             success = record.get("success_rate")
-            status = record.get("status", "training" if (cand / "metrics.jsonl").is_file() else "pending")
+            status = record.get("status", "training" if cand.metrics.is_file() else "pending")
             kept = record.get("kept", False)
             cls = "ok" if status == "ok" else "bad"
             rows.append(f'<tr class="{"kept" if kept else ""}"><td>{cid}</td><td class="{cls}">{status}</td>'
                         f'<td>{"" if success is None else f"{success:.0%}"}</td>'
                         f'<td>{html.escape(record.get("why", ""))}</td></tr>')
-            plots = "".join(_curves(cand)) if (cand / "metrics.jsonl").is_file() else ""
+            plots = "".join(_curves(cand_dir)) if cand.metrics.is_file() else ""
             sections.append(f'<div class="cand" id="c{cid}"><h3>Candidate {cid} <span class="{cls}">{status}</span>'
                             f'</h3><div>{html.escape(record.get("origin", ""))}</div>'
                             f'<div>{html.escape(record.get("reason") or "")}</div>'
@@ -151,6 +153,6 @@ def write_report(run_dir: Path) -> Path:
     body.extend(sections)
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>robosmith {html.escape(task["name"])}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
-    out = run_dir / "report.html"
+    out = run.report
     write_text_atomic(out, page)
     return out

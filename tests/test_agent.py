@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from robosmith import REPO_ROOT
 from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
 from robosmith.agent.loop import LoopSettings, RewardLoop
 from robosmith.agent.proposers import OfflineProposer, ProposalContext, extract_code
@@ -193,7 +192,7 @@ def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_pa
     cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
            "--candidates", "2", "--iterations", "2", "--train-minutes", "0.1", "--num-envs", "16",
            "--parallel", "2", "--eval-episodes", "4"]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = dict(os.environ)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: (run / "iter_01" / "cand_0" / "train.log").is_file(), 240), "iteration 2 never began"
@@ -221,7 +220,7 @@ def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_pa
 def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
     import dataclasses
 
-    from robosmith.agent.pool import train_candidates
+    from robosmith.execution.local import train_candidates
     from robosmith.runs import write_json
     from robosmith.train.ppo import TrainSettings
 
@@ -259,8 +258,8 @@ def test_budget_cap_stops_the_loop_cleanly(tmp_path):
 
 
 def test_trainer_processes_write_only_inside_their_folder(tmp_path):
-    from robosmith.agent.pool import _trainer_preexec
-    from robosmith.agent.sandbox import landlock_abi
+    from robosmith.execution.confine import landlock_abi
+    from robosmith.execution.local import _trainer_preexec
 
     if landlock_abi() == 0:
         pytest.skip("this kernel has no Landlock; the static check is the only boundary here")

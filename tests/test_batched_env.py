@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from robosmith.sim.batched_env import BatchedEnv, EnvConfig, ResetConfig
-from robosmith.sim.scene import SceneConfig
-from robosmith.sim.state import FIELD_DOCS
+from robosmith.contract.state import FIELD_DOCS
+from robosmith.sim.batched_env import BatchedEnv, EnvConfig
+from robosmith.task.spec import ResetConfig, SceneConfig
 
 
 def make_env(num_envs=4, cube=True, **cfg):
@@ -48,7 +48,7 @@ def test_per_environment_physics_changes_only_that_environment():
     for _ in range(5):
         s, _ = env.step(action)
     assert torch.norm(s.joint_pos[0] - s.joint_pos[1]) > 0.05
-    with pytest.raises(KeyError, match="unknown physics parameter"):
+    with pytest.raises(ValueError, match="'warp_drive' is not a physical parameter"):
         env.set_physics({"warp_drive": np.ones(2)})
 
 

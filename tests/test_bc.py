@@ -11,10 +11,10 @@ import torch
 from typer.testing import CliRunner
 
 from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
-from robosmith.bc.units import GRIPPER_RANGE, LEROBOT_JOINT_NAMES, from_lerobot, to_lerobot
 from robosmith.cli import app
-from robosmith.sim.batched_env import BatchedEnv
-from robosmith.sim.so101 import JOINT_NAMES, model_path
+from robosmith.robot.so101 import JOINT_NAMES, model_path
+from robosmith.robot.units import GRIPPER_RANGE, LEROBOT_JOINT_NAMES, from_lerobot, to_lerobot
+from robosmith.sim.batched_env import BatchedEnv, env_config
 from robosmith.task import eval_success, load_task
 
 
@@ -33,7 +33,7 @@ def test_units_match_lerobot_so101_conventions():
 
 def _demo_success(task_name: str, style: DemoStyle, n: int = 16) -> tuple[float, ScriptedDemonstrator]:
     task = load_task(task_name)
-    env = BatchedEnv(task.scene, task.env_config(n, 5), task.reset, task.has_goal)
+    env = BatchedEnv(task.scene, env_config(task, n, 5), task.reset, task.has_goal)
     demo = ScriptedDemonstrator(task, env, style, seed=5)
     s = env.state()
     demo.begin(s)
@@ -58,7 +58,7 @@ def test_fumbled_grasps_are_noticed_and_tried_again():
 
 def test_pick_place_zone_is_never_under_the_cube_at_reset():
     task = load_task("so101_pick_place")
-    env = BatchedEnv(task.scene, task.env_config(256, 0), task.reset, task.has_goal)
+    env = BatchedEnv(task.scene, env_config(task, 256, 0), task.reset, task.has_goal)
     s = env.state()
     distance = torch.norm(s.object_pos[:, :2] - s.goal_pos[:, :2], dim=-1)
     assert float(distance.min()) >= task.reset.goal_min_distance
@@ -120,8 +120,9 @@ def bc_run(dataset, tmp_path_factory):
 
 def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     from robosmith.bc.evaluate import evaluate_bc
-    from robosmith.bc.policy import PolicyError, find_pretrained_model, load_policy
+    from robosmith.bc.policy import find_pretrained_model
     from robosmith.bc.train import BCTrainSettings, train_bc
+    from robosmith.train.policy import PolicyError, load_policy
 
     checkpoint = find_pretrained_model(bc_run)
     config = json.loads((checkpoint / "config.json").read_text())
@@ -145,11 +146,12 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
 def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run, tmp_path):
     from robosmith.bc.evaluate import evaluate_bc
     from robosmith.bc.finetune import finetune
-    from robosmith.bc.policy import LeRobotPolicy, ResidualPolicy, load_policy
-    from robosmith.reward import compile_reward
+    from robosmith.bc.policy import LeRobotPolicy, ResidualPolicy
+    from robosmith.reward.load import load_reward
     from robosmith.runs import RunError
     from robosmith.train.env import TaskEnv
     from robosmith.train.evaluate import evaluate_run
+    from robosmith.train.policy import load_policy
     from robosmith.train.ppo import TrainSettings
 
     task = load_task("so101_lift")
@@ -165,12 +167,12 @@ def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run,
     for param in policy.actor.mlp.parameters():
         torch.nn.init.zeros_(param)
     base = LeRobotPolicy(bc_run, task)
-    env_a = TaskEnv(task, compile_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
-    env_b = TaskEnv(task, compile_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
+    env_a = TaskEnv(task, load_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
+    env_b = TaskEnv(task, load_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
     policy.reset()
     base.reset()
     for _ in range(3):
-        a, b = policy.act(env_a), base.act(env_b)
+        a, b = policy.act(env_a.observation(policy.spec)), base.act(env_b.observation(base.spec))
         torch.testing.assert_close(a, b)
         env_a.step(a)
         env_b.step(b)

@@ -12,13 +12,22 @@ import numpy as np
 import pytest
 import torch
 
-from robosmith.agent.worker import JOB_FILE, RESULT_FILE, run_candidate
 from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
-from robosmith.reward import compile_reward
-from robosmith.sim.batched_env import BatchedEnv
-from robosmith.sim.engine_check import check_export
-from robosmith.sim.engines import MJLAB_VENV_PYTHON, engine_command
-from robosmith.sim.export import ISAACLAB_VERSIONS, ExportOptions, export_package, export_source
+from robosmith.engines.check import check_export
+from robosmith.engines.export import (
+    COMMON_DIR,
+    CONTRACT_DIR,
+    ISAACLAB_VERSIONS,
+    TEMPLATES_DIR,
+    ExportOptions,
+    export_package,
+    export_source,
+)
+from robosmith.engines.launch import default_mjlab_python, engine_command
+from robosmith.execution.worker import run_candidate
+from robosmith.reward.load import load_reward
+from robosmith.runs import CandidateFolder
+from robosmith.sim.batched_env import BatchedEnv, env_config
 from robosmith.task import available_tasks, load_task
 from robosmith.train.ppo import TrainSettings
 
@@ -47,8 +56,8 @@ FLAVOURS = [ExportOptions("mjlab", randomize=True)] + [
 
 @pytest.fixture(scope="session")
 def mjlab_python() -> list[str]:
-    if not MJLAB_VENV_PYTHON.is_file():
-        pytest.fail(f"{MJLAB_VENV_PYTHON} is missing: `make mjlab` creates mjlab's venv (make test does)")
+    if not default_mjlab_python().is_file():
+        pytest.fail(f"{default_mjlab_python()} is missing: `make mjlab` creates mjlab's venv (make test does)")
     return engine_command("mjlab", None)
 
 
@@ -57,11 +66,29 @@ def mjlab_python() -> list[str]:
 def test_exported_modules_compile(task_name, options, tmp_path):
     task = load_task(task_name)
     package = export_package(task, task.reference_reward_body(), tmp_path, options)
-    modules = sorted(package.glob("*.py"))
-    assert {"env_cfg.py", "adapter.py", "reward.py", "train.py", "__init__.py"} <= {m.name for m in modules}
+    modules = sorted(package.rglob("*.py"))
+    assert {"env_cfg.py", "adapter.py", "reward.py", "train.py", "__init__.py", "state.py"} <= {m.name for m in modules}
     for module in modules:
         py_compile.compile(str(module), doraise=True)
     assert task.reference_reward_body().strip() in (package / "reward.py").read_text()
+
+
+@pytest.mark.parametrize("options", FLAVOURS, ids=lambda o: o.flavour)
+def test_packages_carry_the_contract_and_the_common_modules_byte_for_byte(options, tmp_path):
+    task = load_task("so101_lift")
+    package = export_package(task, task.reference_reward_body(), tmp_path, options)
+    contract = sorted(CONTRACT_DIR.glob("*.py"))
+    assert {p.name for p in contract} >= {"state.py", "observations.py", "actions.py", "metrics.py", "io.py"}
+    for source in contract:
+        assert (package / "contract" / source.name).read_bytes() == source.read_bytes(), source.name
+    for source in sorted(COMMON_DIR.glob("*.py")):
+        assert (package / source.name).read_bytes() == source.read_bytes(), source.name
+    # The templates hold engine-specific code only: nothing of the contract is written again in them.
+    for template in TEMPLATES_DIR.rglob("*.j2"):
+        text = template.read_text()
+        for mirrored in ("class EpisodeRecorder", "def wilson_interval", "class SimState", "torch.randn",
+                         "def write_json", "def record("):
+            assert mirrored not in text, f"{template.relative_to(TEMPLATES_DIR)} writes {mirrored!r} again"
 
 
 @pytest.mark.parametrize("task_name", available_tasks())
@@ -78,7 +105,7 @@ def test_every_engine_name_and_keyword_exists_in_the_engine_source(task_name, op
 MISTAKES = [
     ("mjlab", "env_cfg.py", "use_default_offset=True", "use_default_offsets=True", "argument 'use_default_offsets'"),
     ("mjlab", "env_cfg.py", "mdp.time_out,", "mdp.time_outs,", "mdp.time_outs: no such name"),
-    ("mjlab", "env_cfg.py", '"kp_range": r', '"kp_rang": r', "dr.pd_gains takes no argument 'kp_rang'"),
+    ("mjlab", "env_cfg.py", '"kp_range": (', '"kp_rang": (', "dr.pd_gains takes no argument 'kp_rang'"),
     ("mjlab", "env_cfg.py", "from mjlab.scene import SceneCfg", "from mjlab.scene import SceneCfgs", "no SceneCfgs"),
     ("mjlab", "adapter.py", "robot.data.joint_pos,", "robot.data.joint_position,", ".data.joint_position"),
     ("mjlab", "adapter.py", "env.scene.env_origins\n", "env.scene.env_origin\n", "Scene has no member env_origin"),
@@ -123,7 +150,7 @@ def test_the_static_check_finds_names_the_engine_does_not_have(flavour, module, 
 def _pick_place_states(n: int = 12) -> dict[str, np.ndarray]:
     """States of the demonstrator's pick-and-place episodes: reaching, pinching, carrying the cube."""
     task = load_task("so101_pick_place")
-    env = BatchedEnv(task.scene, task.env_config(n, 3), task.reset, task.has_goal)
+    env = BatchedEnv(task.scene, env_config(task, n, 3), task.reset, task.has_goal)
     demo = ScriptedDemonstrator(task, env, DemoStyle.perfect(), seed=3)
     s = env.state()
     demo.begin(s)
@@ -147,7 +174,7 @@ def test_one_reward_body_gives_the_same_values_through_the_cpu_and_mjlab_adapter
     np.savez(tmp_path / "states.npz", **states)
 
     # CPU adapter: robosmith's scene put into those states, SimState read from its sensors.
-    env = BatchedEnv(task.scene, task.env_config(n, 0), task.reset, task.has_goal)
+    env = BatchedEnv(task.scene, env_config(task, n, 0), task.reset, task.has_goal)
     home = np.asarray(task.reset.home)
     env.set_state(states["qpos"], states["qvel"], targets=home + task.action_scale * states["action"])
     env.action = torch.as_tensor(states["action"])
@@ -167,7 +194,7 @@ def test_one_reward_body_gives_the_same_values_through_the_cpu_and_mjlab_adapter
             cwd=out_dir, check=True, capture_output=True, env={"PYTHONPATH": str(out_dir), "PATH": "/usr/bin:/bin"},
         )
         mjlab = np.load(out_dir / "out.npz")
-        total, components = compile_reward(body)(cpu_state)
+        total, components = load_reward(body)(cpu_state)
         for key, value in components.items():
             np.testing.assert_allclose(mjlab[f"component/{key}"], value.numpy(), rtol=1e-4, atol=2e-4, err_msg=key)
         np.testing.assert_allclose(mjlab["total"], total.numpy(), rtol=1e-4, atol=5e-4)
@@ -183,7 +210,7 @@ def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_
     package = export_package(task, body, folder, ExportOptions("mjlab"))
     settings = TrainSettings.from_task(task, num_envs=8, max_iterations=3, max_minutes=5, eval_episodes=8)
     settings.video_episodes = 1
-    (folder / JOB_FILE).write_text(json.dumps({
+    CandidateFolder(folder).job.write_text(json.dumps({
         "task": task.to_dict(), "settings": vars(settings), "reward_file": "reward.py", "backend": "mjlab",
         "package": package.name, "engine_command": mjlab_python,
     }))
@@ -204,7 +231,7 @@ def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_
     assert len(imageio.mimread(folder / "eval.mp4", memtest=False)) == task.episode_length
     assert result["eval_episodes"] == 8 and result["env_steps"] == rows[-1]["env_steps"]
     assert (folder / "checkpoints" / "model.pt").is_file()
-    assert json.loads((folder / RESULT_FILE).read_text())["status"] == "ok"
+    assert json.loads(CandidateFolder(folder).result.read_text())["status"] == "ok"
 
 
 # ------------------------------------------------------------------------------------- the robot description
@@ -248,7 +275,7 @@ def test_the_isaac_lab_urdf_and_robosmiths_mjcf_describe_the_same_arm():
 
     import mujoco
 
-    from robosmith.sim.so101 import JOINT_NAMES, load_original_spec, model_path
+    from robosmith.robot.so101 import JOINT_NAMES, load_original_spec, model_path
 
     urdf = model_path().parent / "so101_new_calib.urdf"
     model = load_original_spec().compile()
@@ -285,7 +312,7 @@ def _fake_isaaclab_sh(tmp_path: Path, version: str) -> Path:
 
 def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_version(tmp_path):
     from robosmith.agent.loop import LoopSettings, RewardLoop
-    from robosmith.sim.engines import isaaclab_version
+    from robosmith.engines.launch import isaaclab_version
 
     command = engine_command("isaaclab", _fake_isaaclab_sh(tmp_path, "2.3.2"))
     assert command[1] == "-p" and isaaclab_version(command) == "2.3"
@@ -301,7 +328,7 @@ def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_
     exported_task, body, label = export_source(str(tmp_path / "run"), "0.0")
     assert exported_task.name == "so101_lift" and body == (folder / "reward_body.py").read_text()
     assert label == "candidate 0.0 of run"
-    job = json.loads((folder / JOB_FILE).read_text())
+    job = json.loads(CandidateFolder(folder).job.read_text())
     assert job["backend"] == "isaaclab" and job["engine_command"] == command
     package = folder / job["package"]
     assert "AppLauncher" in (package / "train.py").read_text()  # written for 2.3
@@ -311,7 +338,7 @@ def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_
     # A package whose reward module was changed after validation is refused before the engine starts.
     reward = package / "reward.py"
     reward.write_text(reward.read_text() + "\nimport os\n")
-    (folder / RESULT_FILE).unlink()
+    CandidateFolder(folder).result.unlink()
     result = run_candidate(folder)
     assert result["status"] == "crashed" and result["reason"].startswith("RewardRejected: static")
 
@@ -347,7 +374,7 @@ def test_export_cli_checks_and_fails_with_one_line(tmp_path):
 def test_delta_action_tasks_are_refused_by_name(tmp_path):
     import dataclasses
 
-    from robosmith.sim.export import ExportError
+    from robosmith.engines.export import ExportError
 
     task = dataclasses.replace(load_task("so101_reach"), action_mode="delta")
     with pytest.raises(ExportError, match="so101_reach: action_mode: .*'delta'"):

@@ -3,15 +3,15 @@ plot and the video are there, and a screenshot is kept in test-artifacts/ for a 
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
-from robosmith import REPO_ROOT
 from robosmith.agent.loop import LoopSettings, RewardLoop
 from robosmith.report import svg_plot, write_report
 from robosmith.task import load_task
 
-ARTIFACTS = REPO_ROOT / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 def test_svg_plot_draws_every_series_and_handles_no_data():

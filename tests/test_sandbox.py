@@ -15,23 +15,12 @@ import warnings
 import pytest
 import torch
 
-from robosmith.agent.sandbox import (
-    MATH_ALLOWED,
-    SAFE_BUILTINS,
-    TORCH_ALLOWED,
-    TORCH_SUBMODULES,
-    RewardRejected,
-    check_static,
-    evaluate_in_process,
-    landlock_abi,
-    load_reward_fn,
-    sample_states,
-    sandbox_preexec,
-    smoke_test,
-    validate_reward,
-)
-from robosmith.reward import compile_reward
-from robosmith.sim.state import SimState
+from robosmith.contract.state import SimState
+from robosmith.execution.confine import landlock_abi, sandbox_preexec
+from robosmith.execution.smoke import sample_states, smoke_test, validate_reward
+from robosmith.reward.check import MATH_ALLOWED, TORCH_ALLOWED, TORCH_SUBMODULES, RewardRejected, check_static
+from robosmith.reward.judge import evaluate_in_process
+from robosmith.reward.load import SAFE_BUILTINS, load_reward
 from robosmith.task import load_task
 
 
@@ -147,7 +136,7 @@ def test_static_check_rejects_hostile_and_broken_code(code, reason, tmp_path):
     assert reason in err.value.reason
     assert "\n" not in err.value.reason
     with pytest.raises(RewardRejected):  # the loader used by training applies the same check
-        load_reward_fn(code.replace(PWNED, str(target)))
+        load_reward(code.replace(PWNED, str(target)))
     assert not target.exists()
 
 
@@ -172,7 +161,8 @@ def test_smoke_run_contains_what_the_static_check_cannot_see(code, reason, task,
     outside = tmp_path / "outside"
     outside.mkdir()
     with pytest.raises(RewardRejected) as err:  # ... and are caught by the smoke run
-        smoke_test(code, task, candidate, states=states, timeout_s=60, cpu_s=5)
+        # cpu_s=10: a memory bomb spends seconds of system time faulting pages in before it hits the limit
+        smoke_test(code, task, candidate, states=states, timeout_s=60, cpu_s=10)
     assert err.value.stage == "smoke"
     assert reason in err.value.reason
     assert "\n" not in err.value.reason
@@ -232,16 +222,8 @@ def test_sampled_states_include_fresh_resets(task, states):
     assert all(bool(torch.isfinite(getattr(states, f)).all()) for f in states.present_fields())
 
 
-def test_restricted_loader_matches_trusted_compile(task, states):
-    code = task.reference_reward_body()
-    total, parts = load_reward_fn(code)(states)
-    total_ref, parts_ref = compile_reward(code)(states)
-    assert torch.equal(total, total_ref) and parts.keys() == parts_ref.keys()
-    assert all(torch.equal(parts[k], parts_ref[k]) for k in parts)
-
-
 def test_restricted_loader_has_no_dangerous_builtins():
-    fn = load_reward_fn(body("return s.ee_pos[:, 0], {'n': s.ee_pos[:, 0] * len([1, 2])}"))
+    fn = load_reward(body("return s.ee_pos[:, 0], {'n': s.ee_pos[:, 0] * len([1, 2])}"))
     safe = fn.__globals__["__builtins__"]
     assert "open" not in safe and "getattr" not in safe and "exec" not in safe
     with pytest.raises(ImportError, match="not allowed"):

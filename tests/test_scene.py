@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from robosmith.sim.batched_env import BatchedEnv, EnvConfig, ResetConfig
-from robosmith.sim.ik import solve_ik, top_down_quat
-from robosmith.sim.scene import SceneConfig, compile_scene
-from robosmith.sim.so101 import GRIPPER_BODY, JOINT_NAMES, load_original_spec
+from robosmith.robot.ik import solve_ik, top_down_quat
+from robosmith.robot.so101 import GRIPPER_BODY, JOINT_NAMES, load_original_spec
+from robosmith.sim.batched_env import BatchedEnv, EnvConfig
+from robosmith.sim.scene import compile_scene
+from robosmith.task.spec import ResetConfig, SceneConfig
 
 LEROBOT_SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 

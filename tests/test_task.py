@@ -4,8 +4,8 @@ import pytest
 import torch
 import yaml
 
-from robosmith.reward import RewardTerm, compile_reward, terms_to_body
-from robosmith.sim.state import SimState
+from robosmith.contract.state import SimState
+from robosmith.reward import RewardTerm, load_reward, terms_to_body
 from robosmith.task import TASKS_DIR, TaskError, available_tasks, load_task, task_from_dict
 
 
@@ -72,7 +72,7 @@ def test_reward_terms_render_to_a_body_with_weighted_components():
     state = SimState.zeros(3, has_object=False, has_goal=True)
     state.goal_pos[:, 0] = 0.1
     state.joint_vel[:, 0] = 2.0
-    total, parts = compile_reward(body)(state)
+    total, parts = load_reward(body)(state)
     expected_near = 2.0 * (1 - torch.tanh(torch.tensor(1.0)))
     assert torch.allclose(parts["near"], expected_near.expand(3))
     assert torch.allclose(parts["still"], torch.full((3,), -2.0))

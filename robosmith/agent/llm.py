@@ -13,6 +13,8 @@ from pathlib import Path
 
 import openai
 
+from robosmith.errors import ConfigError, RobosmithError
+
 # USD per million tokens (input, output) for models whose price we know; others cost "unknown".
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.5, 10.0),
@@ -28,7 +30,7 @@ class BudgetExceeded(RuntimeError):
     """The run's LLM budget is spent; the loop stops cleanly at the next decision point."""
 
 
-class LLMError(RuntimeError):
+class LLMError(RobosmithError, RuntimeError):
     """The endpoint failed on every retry."""
 
 
@@ -63,7 +65,7 @@ class LLMConfig:
             if value is not None:
                 setattr(cfg, key, value)
         if cfg.samples < 1 or not 0 <= cfg.temperature <= 2 or cfg.timeout_s <= 0:
-            raise ValueError("LLM samples must be >= 1, temperature in [0, 2], timeout > 0")
+            raise ConfigError("LLM samples must be >= 1, temperature in [0, 2], timeout > 0")
         return cfg
 
     def public(self) -> dict:

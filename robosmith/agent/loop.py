@@ -4,7 +4,7 @@ Every node's result is checkpointed by langgraph's SQLite checkpointer in the ru
 any point (SIGKILL included) resumes from its last finished node; the train node skips candidates that
 already have a result, so nothing finished is trained twice.
 
-Run folder:
+Run folder (robosmith.runs.AgentRun names its files):
     run.json            task, loop settings, proposer, LLM settings (no key)
     task.yaml           the chosen task spec, saved before anything trains
     graph.sqlite        the graph checkpoints
@@ -12,6 +12,7 @@ Run folder:
     iter_NN/cand_K/     reward_body.py, reward.py (rendered module), job.json, metrics.jsonl, checkpoints/,
                         eval.json, eval.mp4, result.json, record.json (kept or dropped, and why)
     summary.json        what was tried, what won, why the loop stopped
+Candidates train through an executor (robosmith.execution): local processes by default.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
-from robosmith.agent.pool import train_candidates
 from robosmith.agent.proposers import (
     REFERENCE_ORIGIN,
     LLMProposer,
@@ -41,12 +41,15 @@ from robosmith.agent.proposers import (
     write_proposal,
 )
 from robosmith.agent.reflect import candidate_stats, reflection_text
-from robosmith.agent.sandbox import RewardRejected, validate_reward
-from robosmith.agent.worker import JOB_FILE, RESULT_FILE
+from robosmith.engines.export import ExportOptions, export_package, package_name, task_info, template_env
+from robosmith.engines.launch import engine_command
+from robosmith.errors import ConfigError
+from robosmith.execution.executor import Executor
+from robosmith.execution.local import LocalExecutor
+from robosmith.execution.smoke import validate_reward
 from robosmith.report import write_report
-from robosmith.runs import write_json
-from robosmith.sim.engines import engine_command
-from robosmith.sim.export import ExportOptions, export_package, package_name, task_info, template_env
+from robosmith.reward.check import RewardRejected
+from robosmith.runs import AgentRun, CandidateFolder, write_json
 from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import start_tracking
 from robosmith.train.ppo import TrainSettings
@@ -70,12 +73,12 @@ class LoopSettings:
     baseline: bool = True  # also train the task's reference reward in the first iteration
     until: float | None = None  # stop after this wall-clock time (seconds since the epoch)
     backend: str = "cpu"  # where candidates train: cpu (MuJoCo here), mjlab or isaaclab (exported packages)
-    engine_python: str | None = None  # the engine's interpreter (or isaaclab.sh); mjlab default: .venv-mjlab
+    engine_python: str | None = None  # the engine's interpreter (or isaaclab.sh); mjlab default: see engines.launch
     isaaclab_version: str = "3.0"  # which Isaac Lab the exported packages are written for
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
-            raise ValueError("candidates and max_iterations must be >= 1, train_minutes > 0")
+            raise ConfigError("candidates and max_iterations must be >= 1, train_minutes > 0")
         if self.backend != "cpu":
             engine_command(self.backend, self.engine_python)  # fails now, with the path, not in every candidate
 
@@ -113,9 +116,12 @@ class RewardLoop:
 
     def __init__(self, run_dir: Path, task: TaskSpec, settings: LoopSettings, llm: LLMConfig | None) -> None:
         self.run_dir, self.task, self.settings = run_dir, task, settings
-        self.client = LLMClient(llm, run_dir / "llm_calls.jsonl") if llm and llm.configured else None
+        self.files = AgentRun(run_dir)
+        self.client = LLMClient(llm, self.files.llm_calls) if llm and llm.configured else None
         self.proposer = LLMProposer(self.client) if self.client else OfflineProposer(seed=settings.seed)
         self.templates = template_env()
+        self.executor: Executor = LocalExecutor(settings.workers, settings.candidate_timeout_s,
+                                                settings.threads_per_candidate)
 
     # ------------------------------------------------------------------------------------------ set-up
     @staticmethod
@@ -124,9 +130,9 @@ class RewardLoop:
         if settings.backend != "cpu":  # a task the engine cannot express fails now, not in every candidate
             task_info(task, ExportOptions(settings.backend, settings.isaaclab_version))
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "task.yaml").write_text(yaml.safe_dump(task.to_dict(), sort_keys=False))
+        AgentRun(run_dir).task.write_text(yaml.safe_dump(task.to_dict(), sort_keys=False))
         loop = RewardLoop(run_dir, task, settings, llm)
-        write_json(run_dir / "run.json", {
+        write_json(loop.files.run_info, {
             "task": task.to_dict(),
             "task_choice": choice or {},
             "settings": dataclasses.asdict(settings),
@@ -138,8 +144,9 @@ class RewardLoop:
     @staticmethod
     def open(run_dir: Path, llm_overrides: dict | None = None) -> RewardLoop:
         """An existing run, for resuming; the LLM key comes from the environment again, never from disk."""
-        info = json.loads((run_dir / "run.json").read_text())
-        task = task_from_dict(info["task"], run_dir / "run.json")
+        run = AgentRun(run_dir)
+        info = json.loads(run.run_info.read_text())
+        task = task_from_dict(info["task"], run.run_info)
         settings = LoopSettings(**info["settings"])
         llm = None
         if info["llm"]:
@@ -169,7 +176,7 @@ class RewardLoop:
             proposals.append(Proposal(self.task.reference_reward_body(), REFERENCE_ORIGIN))
         candidates = []
         for k, proposal in enumerate(proposals):
-            rel = f"iter_{it:02d}/cand_{k}"
+            rel = AgentRun.candidate_dir(it, k)
             write_proposal(self.run_dir / rel, proposal)
             candidates.append({
                 "id": f"{it}.{k}", "iteration": it, "dir": rel, "origin": proposal.origin, "genome": proposal.genome,
@@ -188,7 +195,7 @@ class RewardLoop:
             c = dict(c)
             folder = self.folder(c)
             if c["status"] == "proposed":
-                code = (folder / "reward_body.py").read_text()
+                code = CandidateFolder(folder).reward_body.read_text()
                 try:
                     smoke = validate_reward(code, self.task, folder)
                 except RewardRejected as e:
@@ -199,10 +206,10 @@ class RewardLoop:
                         task_name=self.task.name, label=f"candidate {c['id']} ({c['origin']})",
                         components=components, body=code.strip(),
                     )
-                    (folder / "reward.py").write_text(module)
+                    CandidateFolder(folder).reward.write_text(module)
                     job = {
                         "task": self.task.to_dict(), "settings": dataclasses.asdict(settings),
-                        "reward_file": "reward.py", "threads": self.settings.threads_per_candidate,
+                        "reward_file": CandidateFolder.reward, "threads": self.settings.threads_per_candidate,
                         "group": self.run_dir.name, "backend": self.settings.backend,
                     }
                     if self.settings.backend != "cpu":
@@ -211,24 +218,22 @@ class RewardLoop:
                         export_package(self.task, code, folder, options, components)
                         job["package"] = package_name(self.task)
                         job["engine_command"] = engine_command(self.settings.backend, self.settings.engine_python)
-                    write_json(folder / JOB_FILE, job)
+                    write_json(CandidateFolder(folder).job, job)
                     c.update(status="valid")
             out.append(c)
         return {"candidates": out}
 
     def train(self, state: LoopState) -> dict:
         folders = [self.folder(c) for c in state["candidates"] if c["status"] == "valid"]
-        train_candidates(
-            folders, parallel=self.settings.workers, timeout_s=self.settings.candidate_timeout_s,
-            threads_per_candidate=self.settings.threads_per_candidate,
-            on_done=lambda folder, result: print(f"  {folder.relative_to(self.run_dir)}: {_outcome(result)}"),
+        self.executor.run(
+            folders, on_done=lambda folder, result: print(f"  {folder.relative_to(self.run_dir)}: {_outcome(result)}"),
         )
         out = []
         for c in state["candidates"]:
             c = dict(c)
             folder = self.folder(c)
             if c["status"] == "valid":
-                result = json.loads((folder / RESULT_FILE).read_text())
+                result = json.loads(CandidateFolder(folder).result.read_text())
                 c.update({k: v for k, v in result.items() if k != "status"}, status=result["status"])
                 c["stats"] = candidate_stats(folder)
             out.append(c)
@@ -258,14 +263,14 @@ class RewardLoop:
             record = {k: c.get(k) for k in ("id", "iteration", "dir", "origin", "status", "reason", "success_rate",
                                              "ci95", "mean_reward", "env_steps", "wall_s")}
             record.update(kept=kept, why=why)
-            write_json(self.folder(c) / "record.json", record)
+            write_json(CandidateFolder(self.folder(c)).record, record)
             history.append(record)
         return {"best": best, "history": history, "route": ""}
 
     def best_entry(self, c: dict) -> dict:
         return {
             "id": c["id"], "iteration": c["iteration"], "dir": c["dir"], "genome": c.get("genome"),
-            "code": (self.folder(c) / "reward_body.py").read_text(),
+            "code": CandidateFolder(self.folder(c)).reward_body.read_text(),
             "success_rate": c["success_rate"], "mean_reward": c["mean_reward"],
         }
 
@@ -285,16 +290,17 @@ class RewardLoop:
             ]
             for r in history:
                 if r["iteration"] == it:
-                    write_json(self.folder(r) / "record.json", r)
+                    write_json(CandidateFolder(self.folder(r)).record, r)
             return {"best": best, "history": history, "route": "advance"}
         if action == "reject":
             return {"best": state.get("best_before"), "human_feedback": decision.get("comment", ""),
                     "route": "advance"}
         if action == "edit":
-            k = len(list((self.run_dir / f"iter_{it:02d}").glob("cand_*")))
-            rel = f"iter_{it:02d}/cand_{k}"
-            (self.run_dir / rel).mkdir(parents=True, exist_ok=True)
-            (self.run_dir / rel / "reward_body.py").write_text(decision["code"])
+            k = len(list(self.files.iteration_dir(it).glob("cand_*")))
+            rel = AgentRun.candidate_dir(it, k)
+            edited_folder = self.files.candidate(it, k)
+            edited_folder.path.mkdir(parents=True, exist_ok=True)
+            edited_folder.reward_body.write_text(decision["code"])
             edited = {"id": f"{it}.{k}", "iteration": it, "dir": rel, "origin": f"edit by the reviewer of "
                       f"{decision.get('candidate', '?')}", "genome": None, "status": "proposed", "reason": ""}
             return {"candidates": [edited], "route": "validate"}
@@ -348,7 +354,7 @@ class RewardLoop:
 
     def run(self, resume: bool = False, decision: dict | None = None) -> LoopState:
         """Run (or continue) the graph until it ends or pauses for review; returns the state then."""
-        conn = sqlite3.connect(self.run_dir / "graph.sqlite", check_same_thread=False)
+        conn = sqlite3.connect(self.files.graph, check_same_thread=False)
         try:
             app = self.graph(SqliteSaver(conn))
             if decision is not None:
@@ -373,7 +379,7 @@ class RewardLoop:
 
     def paused_state(self) -> LoopState | None:
         """The state of a run waiting for review, or None if it is not waiting."""
-        conn = sqlite3.connect(self.run_dir / "graph.sqlite", check_same_thread=False)
+        conn = sqlite3.connect(self.files.graph, check_same_thread=False)
         try:
             app = self.graph(SqliteSaver(conn))
             return dict(app.get_state(THREAD).values) if self._paused(app) else None
@@ -394,7 +400,7 @@ class RewardLoop:
                                for r in state.get("history", []) if r.get("origin") == REFERENCE_ORIGIN), None),
             "llm_cost_usd": self.client.spent_usd() if self.client else 0.0,
         }
-        write_json(self.run_dir / "summary.json", summary)
+        write_json(self.files.summary, summary)
         write_report(self.run_dir)
         return summary
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from robosmith import REPO_ROOT
 from robosmith.agent.llm import LLMClient
-from robosmith.reward import RewardTerm, terms_to_body
-from robosmith.sim.state import FIELD_DOCS, SimState
+from robosmith.contract.state import FIELD_DOCS, SimState
+from robosmith.reward.terms import RewardTerm, terms_to_body
+from robosmith.runs import CandidateFolder
 from robosmith.task import TaskSpec
 
-PROMPTS_DIR = REPO_ROOT / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 REFERENCE_ORIGIN = "the task's reference reward"
 
 
@@ -177,7 +177,8 @@ def load_prompt_template(name: str) -> jinja2.Template:
 
 def write_proposal(folder: Path, proposal: Proposal) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    candidate = CandidateFolder(folder)
     if proposal.raw:
-        (folder / "llm_answer.md").write_text(proposal.raw)
+        candidate.llm_answer.write_text(proposal.raw)
     if proposal.code is not None:
-        (folder / "reward_body.py").write_text(proposal.code)
+        candidate.reward_body.write_text(proposal.code)

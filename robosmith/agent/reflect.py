@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robosmith.runs import read_metrics
+from robosmith.runs import CandidateFolder, read_metrics
 
 CURVE_POINTS = 10
 
@@ -31,7 +31,7 @@ def curve_stats(rows: list[dict], key: str, points: int = CURVE_POINTS) -> dict 
 
 def candidate_stats(folder: Path) -> dict[str, dict]:
     """Curves of success rate, episode length and every reward component of one trained candidate."""
-    path = folder / "metrics.jsonl"
+    path = CandidateFolder(folder).metrics
     rows = read_metrics(path) if path.is_file() else []
     keys = ["success_rate", "episode_length"] + sorted({k for r in rows for k in r if k.startswith("reward/")})
     out = {}

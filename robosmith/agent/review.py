@@ -10,11 +10,12 @@ import difflib
 from pathlib import Path
 
 from robosmith.agent.loop import RewardLoop
-from robosmith.agent.sandbox import RewardRejected, check_static
-from robosmith.runs import read_metrics
+from robosmith.errors import RobosmithError
+from robosmith.reward.check import RewardRejected, check_static
+from robosmith.runs import CandidateFolder, read_metrics
 
 
-class ReviewError(ValueError):
+class ReviewError(RobosmithError, ValueError):
     """A decision that cannot apply to the paused iteration (one line)."""
 
 
@@ -38,19 +39,19 @@ def review_screen(loop: RewardLoop, state: dict, colour: bool = False) -> str:
     lines = [f"Iteration {it} of {loop.task.name} — diffs against the best before it: "
              + (f"candidate {best['id']} at {best['success_rate']:.0%} success" if best else "none yet"), ""]
     for record in loop.iteration_records(state):
-        folder = loop.folder(record)
+        folder = CandidateFolder(loop.folder(record))
         head = f"[{record['id']}] {record['status']}"
         if record["status"] == "ok":
             head += f"  success {record['success_rate']:.0%}  mean reward {record['mean_reward']:.3f}"
-            stats = _component_means(folder)
+            stats = _component_means(folder.metrics)
             if stats:
                 head += "  " + "  ".join(f"{name} {value:.3g}" for name, value in stats.items())
         else:
             head += f"  {record['reason']}"
         lines.append(head)
-        if (folder / "eval.mp4").is_file():
-            lines.append(f"    video: {folder / 'eval.mp4'}")
-        code = (folder / "reward_body.py").read_text() if (folder / "reward_body.py").is_file() else ""
+        if folder.video.is_file():
+            lines.append(f"    video: {folder.video}")
+        code = folder.reward_body.read_text() if folder.reward_body.is_file() else ""
         diff = difflib.unified_diff(best_code.splitlines(), code.splitlines(), "best", record["id"], lineterm="", n=1)
         lines.extend("    " + _colour(d, colour) for d in diff)
         lines.append("")
@@ -58,9 +59,8 @@ def review_screen(loop: RewardLoop, state: dict, colour: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _component_means(folder: Path) -> dict[str, float]:
+def _component_means(path: Path) -> dict[str, float]:
     """Last-iteration mean of each reward component and the episode length, from metrics.jsonl."""
-    path = folder / "metrics.jsonl"
     rows = read_metrics(path) if path.is_file() else []
     if not rows:
         return {}

@@ -14,10 +14,11 @@ import yaml
 
 from robosmith.agent.llm import LLMClient
 from robosmith.agent.proposers import load_prompt_template
+from robosmith.errors import RobosmithError
 from robosmith.task import TaskError, TaskSpec, available_tasks, load_task, resolve_task_path
 
 
-class NoMatchingTask(ValueError):
+class NoMatchingTask(RobosmithError, ValueError):
     """The sentence asks for something the library cannot do; the message lists what it can."""
 
 

@@ -28,9 +28,9 @@ from robosmith.bc.features import (
     image_key,
     observation_batch,
 )
-from robosmith.bc.units import to_lerobot
+from robosmith.robot.units import to_lerobot
 from robosmith.runs import write_json
-from robosmith.sim.batched_env import BatchedEnv
+from robosmith.sim.batched_env import BatchedEnv, env_config
 from robosmith.sim.render import SceneRenderer
 from robosmith.task import TaskSpec, eval_success
 
@@ -129,7 +129,7 @@ def collect(
 
 def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Episode | None]:
     """One episode in each of n environments; the failed ones come back as None."""
-    env = BatchedEnv(task.scene, task.env_config(n, seed), task.reset, task.has_goal)
+    env = BatchedEnv(task.scene, env_config(task, n, seed), task.reset, task.has_goal)
     demonstrator = ScriptedDemonstrator(task, env, style, seed=seed)
     s = env.state()
     demonstrator.begin(s)

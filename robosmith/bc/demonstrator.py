@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robosmith.contract.state import SimState
+from robosmith.errors import ConfigError
+from robosmith.robot.ik import solve_ik, top_down_quat
 from robosmith.sim.batched_env import BatchedEnv
-from robosmith.sim.ik import solve_ik, top_down_quat
-from robosmith.sim.state import SimState
 from robosmith.task import TaskSpec
 
 GRIPPER_OPEN = 1.2  # rad: wide enough around a 2.5 cm cube
@@ -75,7 +76,7 @@ class ScriptedDemonstrator:
 
     def __init__(self, task: TaskSpec, env: BatchedEnv, style: DemoStyle, seed: int = 0) -> None:
         if not task.scene.cube:
-            raise ValueError(f"{task.name}: the scripted demonstrator handles cube tasks (lift, pick and place)")
+            raise ConfigError(f"{task.name}: the scripted demonstrator handles cube tasks (lift, pick and place)")
         self.task, self.env, self.style = task, env, style
         self.place = task.has_goal  # a goal zone on the table: carry the cube there and let go
         self.rng = np.random.default_rng(seed)

@@ -5,14 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
-from robosmith.bc.policy import ResidualPolicy, load_policy
-from robosmith.reward import compile_reward
-from robosmith.runs import write_json
+from robosmith.bc.policy import ResidualPolicy, load
+from robosmith.runs import TrainingRun, write_json
 from robosmith.task import TaskSpec
-from robosmith.train.env import TaskEnv
-from robosmith.train.evaluate import evaluate_policy
+from robosmith.train.evaluate import evaluate
+from robosmith.train.policy import PolicyError
 
 
 def evaluate_bc(
@@ -26,21 +23,15 @@ def evaluate_bc(
 ) -> dict:
     """Success rate with a 95% CI over `episodes` fresh episodes; writes eval.json and eval.mp4 to out_dir."""
     started = time.monotonic()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)  # diffusion policies sample noise
-    policy = load_policy(checkpoint, task)
-    # The reward only feeds the return in the figures; success is the task's own check.
-    env = TaskEnv(task, compile_reward(task.reference_reward_body()), episodes, seed=seed, auto_reset=False)
-    policy.reset()
-    try:
-        result = evaluate_policy(env, policy.act, out_dir, video_episodes, progress)
-    finally:
-        policy.close()
+    policy = load(checkpoint, task)
+    if policy is None:
+        raise PolicyError(f"{checkpoint}: no LeRobot policy here (looked for config.json and model.safetensors)")
+    result = evaluate(policy, task, out_dir, episodes, seed, video_episodes, progress)
     result.update(
         policy=str(checkpoint),
         kind="bc+residual" if isinstance(policy, ResidualPolicy) else "bc",
         seed=seed,
         wall_s=round(time.monotonic() - started, 1),
     )
-    write_json(out_dir / "eval.json", result)
+    write_json(TrainingRun(out_dir).evaluation, result)
     return result

@@ -6,12 +6,11 @@ a trained policy build the same observation from a SimState.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from robosmith.bc.units import LEROBOT_JOINT_NAMES, to_lerobot
+from robosmith.contract.state import SimState
+from robosmith.robot.units import LEROBOT_JOINT_NAMES, to_lerobot
 from robosmith.sim.render import SceneRenderer
-from robosmith.sim.state import SimState
 from robosmith.task import TaskSpec
 
 STATE = "observation.state"
@@ -64,10 +63,10 @@ def dataset_features(task: TaskSpec, with_images: bool = True) -> dict[str, dict
     return features
 
 
-def observation_batch(task: TaskSpec, s: SimState, images: dict[str, np.ndarray] | None = None) -> dict:
+def observation_batch(task: TaskSpec, s: SimState, images: dict[str, torch.Tensor] | None = None) -> dict:
     """A policy input batch for all environments: state in LeRobot units, images as float CHW in [0, 1]."""
     batch: dict = {STATE: to_lerobot(s.joint_pos.float()), ENV_STATE: environment_state(task, s)}
     for camera, frames in (images or {}).items():  # frames: (N, H, W, 3) uint8
-        batch[image_key(camera)] = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+        batch[image_key(camera)] = torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255.0
     batch["task"] = [task.description] * s.joint_pos.shape[0]
     return batch

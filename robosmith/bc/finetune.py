@@ -35,15 +35,16 @@ from robosmith.bc.policy import (
     LEROBOT_MODEL,
     RESIDUAL_FILE,
     LeRobotPolicy,
-    PolicyError,
     compose,
     find_pretrained_model,
-    residual_observation,
+    residual_input,
 )
-from robosmith.reward import RewardFn, compile_reward
+from robosmith.errors import ConfigError
+from robosmith.reward.load import RewardFn, load_reward
 from robosmith.runs import write_json
 from robosmith.task import TaskSpec
 from robosmith.train.env import TaskEnv
+from robosmith.train.policy import PolicyError
 from robosmith.train.ppo import TrainSettings, train
 
 
@@ -54,9 +55,9 @@ class ResidualSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
-            raise ValueError(f"residual scale must be in (0, 1], got {self.scale}")
+            raise ConfigError(f"residual scale must be in (0, 1], got {self.scale}")
         if self.init_noise_std <= 0:
-            raise ValueError(f"init_noise_std must be > 0, got {self.init_noise_std}")
+            raise ConfigError(f"init_noise_std must be > 0, got {self.init_noise_std}")
 
 
 class ResidualEnv(VecEnv):
@@ -67,7 +68,12 @@ class ResidualEnv(VecEnv):
         self.num_envs, self.num_actions = env.num_envs, env.num_actions
         self.max_episode_length, self.device, self.cfg = env.max_episode_length, env.device, env.cfg
         self.base.reset()
-        self.base_action = self.base.act(env)
+        self._observe()
+
+    def _observe(self) -> None:
+        """The observation of the current state, and the BC policy's action on it."""
+        self.observation = self.env.observation(self.base.spec)
+        self.base_action = self.base.act(self.observation)
 
     @property
     def episode_length_buf(self) -> torch.Tensor:
@@ -78,7 +84,7 @@ class ResidualEnv(VecEnv):
         self.env.episode_length_buf = value
 
     def get_observations(self) -> TensorDict:
-        return residual_observation(self.env, self.base_action)
+        return residual_input(self.env.task, self.observation, self.base_action)
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         _, reward, dones, extras = self.env.step(compose(self.base_action, actions, self.scale))
@@ -87,7 +93,7 @@ class ResidualEnv(VecEnv):
             # environment reset alone after its physics diverged (rare, counted in the metrics) plays on with
             # the others' queue until the next common episode start.
             self.base.reset()
-        self.base_action = self.base.act(self.env)
+        self._observe()
         return self.get_observations(), reward, dones, extras
 
     def pop_stats(self):
@@ -111,7 +117,7 @@ def finetune(
     settings: TrainSettings,
     residual: ResidualSettings | None = None,
     reward_body: str | None = None,
-    reward_loader: Callable[[str], RewardFn] = compile_reward,
+    reward_loader: Callable[[str], RewardFn] = load_reward,
     progress: bool = True,
 ) -> dict:
     """Train a residual on top of the BC policy at `bc_checkpoint`; returns the last metrics row."""

@@ -1,9 +1,10 @@
-"""A trained LeRobot policy acting in our simulator, optionally with the residual that `finetune` trained.
+"""LeRobot policies behind robosmith's policy interface, optionally with the residual `finetune` trained.
 
-Both kinds of checkpoint load through `load_policy` and act the same way (`reset`, then `act` once per
-control step for all environments), so evaluation and finetuning never care which one they hold.
-LeRobot's policies keep action chunks and observation history for the whole batch; our rollouts keep every
-environment's episode in lockstep, so `reset` at the shared episode start is all they need.
+Both kinds act like any policy of the interface (robosmith.train.policy): `reset`, then `act` on an
+Observation once per control step, returning actions in [-1, 1]; they register `load` under the
+`robosmith.policies` entry-point group, so `load_policy` finds them without the training code importing
+LeRobot. LeRobot's policies keep action chunks and observation history for the whole batch; our rollouts
+keep every environment's episode in lockstep, so `reset` at the shared episode start is all they need.
 """
 
 from __future__ import annotations
@@ -11,28 +12,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from tensordict import TensorDict
 
-from robosmith.bc.features import (
-    CAMERAS,
-    ENV_STATE,
-    camera_renderer,
-    environment_state_names,
-    image_key,
-    observation_batch,
-)
-from robosmith.bc.units import from_lerobot
+from robosmith.bc.features import CAMERAS, ENV_STATE, IMAGE_SIZE, environment_state_names, image_key, observation_batch
+from robosmith.contract.observations import observation_size, observation_vector
+from robosmith.robot.units import from_lerobot
+from robosmith.runs import TrainingRun
 from robosmith.task import TaskSpec
-from robosmith.train.env import TaskEnv, observation_dim
+from robosmith.train.policy import Observation, PolicyError, PolicySpec
 
 LEROBOT_MODEL = "pretrained_model"  # LeRobot's name for a checkpoint's policy folder
-RESIDUAL_FILE = "residual.json"  # marks a finetuned policy folder
-
-
-class PolicyError(ValueError):
-    pass
+RESIDUAL_FILE = TrainingRun.residual  # marks a finetuned policy folder
 
 
 def find_pretrained_model(path: Path) -> Path:
@@ -54,7 +45,7 @@ def find_pretrained_model(path: Path) -> Path:
 
 
 class LeRobotPolicy:
-    """A LeRobot policy (ACT, diffusion) with its pre- and post-processors, producing env actions."""
+    """A LeRobot policy (ACT, diffusion) with its pre- and post-processors, producing actions of the task."""
 
     def __init__(self, path: Path, task: TaskSpec) -> None:
         from lerobot.configs.policies import PreTrainedConfig
@@ -77,41 +68,32 @@ class LeRobotPolicy:
         self.preprocess, self.postprocess = make_pre_post_processors(
             config, pretrained_path=str(self.path), preprocessor_overrides={"device_processor": {"device": "cpu"}}
         )
-        self.cameras = [c for c in CAMERAS if image_key(c) in config.input_features]
-        self.renderer = camera_renderer(task) if self.cameras else None
+        cameras = {c: IMAGE_SIZE for c in CAMERAS if image_key(c) in config.input_features}
+        fields = ("joint_pos", "object_pos", "object_quat") + (("goal_pos",) if task.has_goal else ())
+        self.spec = PolicySpec("bc", task.name, task.description, fields, task.control_hz, cameras)
+        self.action_map = task.action_map()
 
-    def reset(self) -> None:
-        self.policy.reset()
-
-    def _images(self, env: TaskEnv) -> dict[str, np.ndarray]:
-        goal = env.state.goal_pos
-        images = {}
-        for camera in self.cameras:
-            images[camera] = np.stack([
-                self.renderer.render(env.sim.qpos_of(i), None if goal is None else goal[i].numpy(), camera)
-                for i in range(env.num_envs)
-            ])
-        return images
+    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+        self.policy.reset()  # one queue for the whole batch: every episode restarts together
 
     @torch.no_grad()
-    def joint_targets(self, env: TaskEnv) -> torch.Tensor:
-        """(N, 6) joint targets in rad for the current state of every environment."""
-        batch = observation_batch(self.task, env.state, self._images(env) if self.cameras else None)
+    def joint_targets(self, observation: Observation) -> torch.Tensor:
+        """(N, 6) joint targets in rad for the observed state of every environment."""
+        batch = observation_batch(self.task, observation.state, observation.images)
         action = self.postprocess(self.policy.select_action(self.preprocess(batch)))
         return from_lerobot(action.float().cpu())
 
-    def act(self, env: TaskEnv) -> torch.Tensor:
-        return env.sim.action_for_targets(self.joint_targets(env).numpy())
+    def act(self, observation: Observation) -> torch.Tensor:
+        return self.action_map.actions_for(self.joint_targets(observation), observation.servo_targets)
 
     def close(self) -> None:
-        if self.renderer:
-            self.renderer.close()
+        pass
 
 
-def residual_observation(env: TaskEnv, base_action: torch.Tensor) -> TensorDict:
+def residual_input(task: TaskSpec, observation: Observation, base_action: torch.Tensor) -> TensorDict:
     """What the residual policy sees: the task's observations and the action the BC policy proposes."""
-    obs = torch.cat([env.observe(env.state), base_action], dim=1)
-    return TensorDict({"policy": obs}, batch_size=[env.num_envs])
+    obs = torch.cat([observation_vector(observation.state, task.observations, task.episode_length), base_action], 1)
+    return TensorDict({"policy": obs}, batch_size=[obs.shape[0]])
 
 
 def compose(base_action: torch.Tensor, residual: torch.Tensor, scale: float) -> torch.Tensor:
@@ -133,25 +115,33 @@ class ResidualPolicy:
         if info.get("task") != task.name:
             raise PolicyError(f"{path / RESIDUAL_FILE}: task: the residual was trained on {info.get('task')}, "
                               f"not {task.name}")
-        self.scale = float(info["scale"])
+        self.task, self.scale = task, float(info["scale"])
         self.base = LeRobotPolicy(path / LEROBOT_MODEL, task)
+        fields = tuple(dict.fromkeys(self.base.spec.state_fields + task.observations))
+        self.spec = PolicySpec("bc+residual", task.name, task.description, fields, task.control_hz,
+                               self.base.spec.cameras)
         _, _, cfg, checkpoint = load_run(path)
-        sizes = TensorDict({"policy": torch.zeros(1, observation_dim(task) + 6)}, batch_size=[1])
+        sizes = TensorDict({"policy": torch.zeros(1, observation_size(task.observations) + 6)}, batch_size=[1])
         self.actor = build_actor(sizes, 6, cfg, checkpoint["actor_state_dict"])
 
-    def reset(self) -> None:
-        self.base.reset()
+    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+        self.base.reset(env_ids)
 
     @torch.no_grad()
-    def act(self, env: TaskEnv) -> torch.Tensor:
-        base = self.base.act(env)
-        return compose(base, self.actor(residual_observation(env, base)), self.scale)
+    def act(self, observation: Observation) -> torch.Tensor:
+        base = self.base.act(observation)
+        return compose(base, self.actor(residual_input(self.task, observation, base)), self.scale)
 
     def close(self) -> None:
         self.base.close()
 
 
-def load_policy(path: Path, task: TaskSpec) -> LeRobotPolicy | ResidualPolicy:
+def load(path: Path, task: TaskSpec) -> LeRobotPolicy | ResidualPolicy | None:
+    """The `robosmith.policies` entry point: a finetuned folder, a LeRobot policy folder, or None."""
     if (path / RESIDUAL_FILE).is_file():
         return ResidualPolicy(path, task)
+    try:
+        find_pretrained_model(path)
+    except PolicyError:
+        return None
     return LeRobotPolicy(path, task)

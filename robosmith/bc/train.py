@@ -23,6 +23,7 @@ from pathlib import Path
 
 from robosmith.bc.collect import dataset_info, repo_id
 from robosmith.bc.features import CAMERAS, image_key
+from robosmith.errors import ConfigError
 from robosmith.runs import write_json
 
 POLICIES = ("act", "diffusion")
@@ -42,11 +43,11 @@ class BCTrainSettings:
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+            raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
         if self.inputs not in INPUTS:
-            raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
+            raise ConfigError(f"inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
+            raise ConfigError("steps and batch_size must be >= 1")
 
 
 # Policy sizes for a 6-joint arm at 25 Hz on a CPU; LeRobot's defaults target 50 Hz bimanual image tasks.

@@ -20,35 +20,18 @@ import mujoco.rollout
 import numpy as np
 import torch
 
-from robosmith.sim.physics_params import PHYSICS_PARAMS
-from robosmith.sim.scene import CUBE_BODY, SceneConfig, compile_scene
-from robosmith.sim.so101 import JOINT_NAMES
-from robosmith.sim.state import SimState
+from robosmith.contract.actions import ActionMap
+from robosmith.contract.state import SimState
+from robosmith.errors import ConfigError
+from robosmith.robot.params import CUBE_BODY, param
+from robosmith.robot.so101 import JOINT_NAMES
+from robosmith.sim.scene import compile_scene
+from robosmith.task.spec import Range, ResetConfig, SceneConfig, TaskSpec
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 # Beyond these a state is treated as exploded physics and the environment is reset.
 MAX_ABS_QVEL = 200.0
 MAX_ABS_QPOS = 10.0
-
-Range = tuple[float, float]
-
-
-@dataclass
-class ResetConfig:
-    """Initial-state distribution, sampled uniformly at each reset. Angles in rad, lengths in m."""
-
-    home: tuple[float, ...] = (0.0, -0.4, 0.25, 1.3, 0.0, 0.5)
-    joint_noise: float = 0.1
-    object_x: Range = (0.2, 0.3)
-    object_y: Range = (-0.08, 0.08)
-    object_yaw: Range = (-0.5, 0.5)
-    goal_x: Range = (0.15, 0.3)
-    goal_y: Range = (-0.15, 0.15)
-    goal_z: Range = (0.05, 0.25)
-    # Horizontal distance the goal keeps from the object; resampled until met (pick-and-place zones that
-    # start under the cube would make the task solved before it begins).
-    goal_min_distance: float = 0.0
-
 
 @dataclass
 class EnvConfig:
@@ -62,10 +45,21 @@ class EnvConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.action_mode not in ("delta", "absolute"):
-            raise ValueError(f"action_mode must be 'delta' or 'absolute', got {self.action_mode!r}")
         if self.num_envs < 1 or self.episode_length < 1:
-            raise ValueError("num_envs and episode_length must be >= 1")
+            raise ConfigError("num_envs and episode_length must be >= 1")
+
+
+def env_config(task: TaskSpec, num_envs: int, seed: int) -> EnvConfig:
+    """The simulator settings of a task."""
+    return EnvConfig(
+        num_envs=num_envs,
+        control_hz=task.control_hz,
+        episode_length=task.episode_length,
+        action_mode=task.action_mode,
+        action_scale=task.action_scale,
+        obs_noise=dict(task.obs_noise),
+        seed=seed,
+    )
 
 
 class BatchedEnv:
@@ -76,7 +70,7 @@ class BatchedEnv:
         self.model = compile_scene(scene, visual=False)
         self.substeps = round(1.0 / (cfg.control_hz * scene.timestep))
         if self.substeps < 1 or abs(self.substeps * scene.timestep * cfg.control_hz - 1.0) > 1e-6:
-            raise ValueError(
+            raise ConfigError(
                 f"control_hz {cfg.control_hz} is not a whole number of physics steps of {scene.timestep} s"
             )
         n = self.num_envs = cfg.num_envs
@@ -100,7 +94,9 @@ class BatchedEnv:
         self.has_object = scene.cube
         self.joint_low = m.jnt_range[: len(JOINT_NAMES), 0].copy()
         self.joint_high = m.jnt_range[: len(JOINT_NAMES), 1].copy()
-        self.home = np.clip(np.asarray(reset.home, float), self.joint_low, self.joint_high)
+        self.action_map = ActionMap(cfg.action_mode, cfg.action_scale, tuple(reset.home), tuple(self.joint_low),
+                                    tuple(self.joint_high))
+        self.home = np.asarray(self.action_map.home)
         self.target = np.zeros((n, 6))
         self.action = torch.zeros(n, 6)
         self.prev_action = torch.zeros(n, 6)
@@ -120,17 +116,25 @@ class BatchedEnv:
         return out
 
     def set_physics(self, values: dict[str, np.ndarray]) -> None:
-        """Give each environment its own value of named physical parameters (see PHYSICS_PARAMS)."""
+        """Give each environment its own value of registry parameters that are model fields.
+
+        A value is one number for every environment, one per environment (N,), or for per-joint parameters
+        one per environment and joint (N, 6).
+        """
         if not self._own_models:
             self.models = [copy.copy(self.model) for _ in range(self.num_envs)]
             self._own_models = True
         for name, per_env in values.items():
-            if name not in PHYSICS_PARAMS:
-                raise KeyError(f"unknown physics parameter {name!r}; known: {sorted(PHYSICS_PARAMS)}")
-            per_env = np.broadcast_to(np.asarray(per_env, float), (self.num_envs,))
-            setter = PHYSICS_PARAMS[name]
+            entry = param(name)
+            if entry.set_model is None:
+                raise ConfigError(f"{name}: not a model parameter (applied by the environment, not the model)")
+            shape = (self.num_envs, len(JOINT_NAMES)) if entry.per_joint else (self.num_envs,)
+            per_env = np.asarray(per_env, float)
+            if entry.per_joint and per_env.ndim == 1 and per_env.shape[0] == self.num_envs:
+                per_env = per_env[:, None]
+            per_env = np.broadcast_to(per_env, shape)
             for model, value in zip(self.models, per_env, strict=True):
-                setter(model, float(value))
+                entry.set_model(model, self.model, value)
 
     def _physics_step(self, control: np.ndarray) -> None:
         self._control[:] = control[:, None, :]  # hold the target through the control period
@@ -187,7 +191,7 @@ class BatchedEnv:
                         break
                     goal[near, :2] = np.stack([self._uniform(r, int(near.sum())) for r in (rc.goal_x, rc.goal_y)], 1)
                 else:
-                    raise ValueError(
+                    raise ConfigError(
                         f"reset.goal_min_distance: {rc.goal_min_distance} m cannot be kept with the goal_x/goal_y "
                         "and object_x/object_y ranges"
                     )
@@ -231,12 +235,7 @@ class BatchedEnv:
         already and the returned state holds their fresh initial state.
         """
         a = torch.clamp(action.detach().to(torch.float32), -1.0, 1.0)
-        a_np = a.numpy().astype(np.float64)
-        if self.cfg.action_mode == "delta":
-            target = self.target + self.cfg.action_scale * a_np
-        else:
-            target = self.home + self.cfg.action_scale * a_np
-        self.target = np.clip(target, self.joint_low, self.joint_high)
+        self.target = self.action_map.targets(a, torch.from_numpy(self.target)).numpy()
         self.prev_action = self.action
         self.action = a
         self._physics_step(self.target)
@@ -252,8 +251,7 @@ class BatchedEnv:
 
         Policies that speak in joint targets (scripted demonstrators, LeRobot policies) drive the env this way.
         """
-        base = self.target if self.cfg.action_mode == "delta" else self.home
-        return torch.as_tensor((joint_targets - base) / self.cfg.action_scale, dtype=torch.float32).clamp(-1.0, 1.0)
+        return self.action_map.actions_for(torch.as_tensor(joint_targets), torch.from_numpy(self.target))
 
     def state(self) -> SimState:
         sens = torch.as_tensor(self._sens, dtype=torch.float32)

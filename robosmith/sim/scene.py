@@ -7,47 +7,15 @@ joints in the same order, so a state of one is a state of the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import mujoco
 import numpy as np
 
-from robosmith.sim.so101 import (
-    BIT_LINK,
-    BIT_WORLD,
-    GRIPPER_BODY,
-    JOINT_NAMES,
-    PAD_GEOMS,
-    TOOL_SITE,
-    RobotParams,
-    build_robot_spec,
-)
+from robosmith.robot.params import CUBE_BODY
+from robosmith.robot.so101 import BIT_LINK, BIT_WORLD, GRIPPER_BODY, JOINT_NAMES, PAD_GEOMS, TOOL_SITE, build_robot_spec
+from robosmith.task.spec import SceneConfig
 
-CUBE_BODY = "cube"
 GOAL_BODY = "goal"
 CAMERAS = ("front", "wrist")
-
-
-@dataclass
-class SceneConfig:
-    """What stands on the table. Lengths in m, masses in kg."""
-
-    cube: bool = False
-    cube_size: float = 0.025  # edge length
-    cube_mass: float = 0.03
-    cube_friction: float = 1.0
-    goal_marker: str = "point"  # "point" (a small sphere), "zone" (a flat disc) or "none"
-    goal_radius: float = 0.02
-    timestep: float = 0.005
-    robot: RobotParams = field(default_factory=RobotParams)
-
-    def __post_init__(self) -> None:
-        if self.goal_marker not in ("point", "zone", "none"):
-            raise ValueError(f"goal_marker must be point, zone or none, got {self.goal_marker!r}")
-        if not 0.01 <= self.cube_size <= 0.06:
-            raise ValueError(f"cube_size must be within [0.01, 0.06] m, got {self.cube_size}")
-        if not 0.0005 <= self.timestep <= 0.01:
-            raise ValueError(f"timestep must be within [0.0005, 0.01] s, got {self.timestep}")
 
 
 def _look_at_quat(pos: np.ndarray, target: np.ndarray) -> list[float]:

@@ -1,55 +1,29 @@
 """A task on the batched simulator, as the vectorized environment rsl-rl trains on.
 
 `TaskEnv` adds to `BatchedEnv` what a task defines: the reward, the success check at the end of each
-episode, episode time limits and the policy's observation vector. It also keeps the episode statistics
-that metrics.jsonl and eval.json report, so the trainer never has to parse anything.
+episode, episode time limits and the policy's observations (built by the contract's code, as on every
+backend and on the real arm). An `EpisodeRecorder` keeps the statistics metrics.jsonl and eval.json report,
+so the trainer never has to parse anything.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 
 import numpy as np
 import torch
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
-from robosmith.reward import RewardFn
-from robosmith.sim.batched_env import BatchedEnv
-from robosmith.sim.state import FIELD_DOCS, SimState
-from robosmith.task import TaskSpec, eval_success
-
-
-def observation_dim(task: TaskSpec) -> int:
-    return sum(int(np.prod(FIELD_DOCS[name][0])) or 1 for name in task.observations)
-
-
-@dataclass
-class EpisodeStats:
-    """What happened since the last `pop_stats`: finished episodes and per-step reward sums."""
-
-    successes: list[bool] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    returns: list[float] = field(default_factory=list)
-    reward_sum: float = 0.0
-    component_sums: dict[str, float] = field(default_factory=dict)
-    steps: int = 0  # environment steps (num_envs per control step)
-    unstable_resets: int = 0
-    nonfinite_rewards: int = 0
-
-    def summary(self) -> dict[str, float | int | None]:
-        n = max(self.steps, 1)
-        out: dict[str, float | int | None] = {
-            "mean_reward": self.reward_sum / n,
-            "success_rate": float(np.mean(self.successes)) if self.successes else None,
-            "episode_length": float(np.mean(self.lengths)) if self.lengths else None,
-            "episode_return": float(np.mean(self.returns)) if self.returns else None,
-            "episodes": len(self.successes),
-            "unstable_resets": self.unstable_resets,
-            "nonfinite_rewards": self.nonfinite_rewards,
-        }
-        out.update({f"reward/{k}": v / n for k, v in self.component_sums.items()})
-        return out
+from robosmith.contract.metrics import EpisodeRecorder
+from robosmith.contract.observations import observation_vector
+from robosmith.contract.state import SimState
+from robosmith.reward.load import RewardFn
+from robosmith.sim.batched_env import BatchedEnv, env_config
+from robosmith.sim.render import SceneRenderer
+from robosmith.task.load import eval_success
+from robosmith.task.spec import TaskSpec
+from robosmith.train.policy import Observation, PolicySpec
 
 
 class TaskEnv(VecEnv):
@@ -69,7 +43,7 @@ class TaskEnv(VecEnv):
         nthread: int = 0,
     ) -> None:
         self.task, self.reward_fn, self.auto_reset = task, reward_fn, auto_reset
-        cfg = task.env_config(num_envs, seed)
+        cfg = env_config(task, num_envs, seed)
         cfg.nthread = nthread
         self.sim = BatchedEnv(task.scene, cfg, task.reset, task.has_goal)
         self.num_envs = num_envs
@@ -79,8 +53,8 @@ class TaskEnv(VecEnv):
         self.cfg = {"task": task.name}
         self.state: SimState = self.sim.state()
         self.noise_gen = torch.Generator().manual_seed(seed + 1)
-        self._return = torch.zeros(num_envs)
-        self.stats = EpisodeStats()
+        self.recorder = EpisodeRecorder(num_envs)
+        self._renderers: dict[tuple[int, int], SceneRenderer] = {}
 
     @property
     def episode_length_buf(self) -> torch.Tensor:
@@ -92,48 +66,43 @@ class TaskEnv(VecEnv):
 
     # ------------------------------------------------------------------------------------ observations
     def observe(self, s: SimState) -> torch.Tensor:
-        parts = []
-        for name in self.task.observations:
-            value = getattr(s, name)
-            if name == "episode_step":
-                value = (value.float() / self.max_episode_length).unsqueeze(1)
-            std = self.task.obs_noise.get(name, 0.0)
-            if std > 0:
-                value = value + std * torch.randn(value.shape, generator=self.noise_gen)
-            parts.append(value.float())
-        return torch.cat(parts, dim=1)
+        """The task's observation vector of a state, with the task's sensor noise."""
+        return observation_vector(s, self.task.observations, self.max_episode_length, self.task.obs_noise,
+                                  self.noise_gen)
 
     def get_observations(self) -> TensorDict:
         return TensorDict({"policy": self.observe(self.state)}, batch_size=[self.num_envs])
+
+    def observation(self, spec: PolicySpec) -> Observation:
+        """What a policy of the interface receives now: the state (with the task's sensor noise) and the
+        camera images it asks for, rendered at its sizes."""
+        s = self.state
+        noisy = {}
+        for name, std in self.task.obs_noise.items():
+            value = getattr(s, name)
+            noisy[name] = value + std * torch.randn(value.shape, generator=self.noise_gen)
+        state = dataclasses.replace(s, **noisy) if noisy else s
+        images = {camera: self.render(camera, size) for camera, size in spec.cameras.items()}
+        return Observation(state, images, torch.from_numpy(self.sim.target.copy()))
+
+    def render(self, camera: str, size: tuple[int, int]) -> torch.Tensor:
+        """(N, H, W, 3) uint8 images of every environment from one of the scene's cameras."""
+        if size not in self._renderers:
+            self._renderers[size] = SceneRenderer(self.task.scene, width=size[1], height=size[0])
+        renderer, goal = self._renderers[size], self.state.goal_pos
+        frames = [renderer.render(self.sim.qpos_of(i), None if goal is None else goal[i].numpy(), camera)
+                  for i in range(self.num_envs)]
+        return torch.from_numpy(np.stack(frames))
 
     # --------------------------------------------------------------------------------------------- step
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         s, unstable = self.sim.step(actions)
         reward, components = self.reward_fn(s)
-        finite = torch.isfinite(reward)
-        if not bool(finite.all()):
-            # A reward that is not finite would poison PPO's statistics; zero it and count it.
-            self.stats.nonfinite_rewards += int((~finite).sum())
-            reward = torch.where(finite, reward, torch.zeros_like(reward))
-        reward = torch.where(unstable, torch.zeros_like(reward), reward.float())
-
-        self._return += reward
-        self.stats.steps += self.num_envs
-        self.stats.reward_sum += float(reward.sum())
-        for name, value in components.items():
-            value = torch.nan_to_num(torch.as_tensor(value, dtype=torch.float32), 0.0, 0.0, 0.0)
-            self.stats.component_sums[name] = self.stats.component_sums.get(name, 0.0) + float(value.sum())
-        self.stats.unstable_resets += int(unstable.sum())
-
-        time_out = (s.episode_step >= self.max_episode_length) & ~unstable
-        if bool(time_out.any()):
-            ids = torch.nonzero(time_out).squeeze(1)
-            success = eval_success(self.task.success, s.index(ids))
-            self.stats.successes.extend(bool(x) for x in success)
-            self.stats.lengths.extend(int(x) for x in s.episode_step[ids])
-            self.stats.returns.extend(float(x) for x in self._return[ids])
+        time_out = s.episode_step >= self.max_episode_length
+        success = eval_success(self.task.success, s)
+        reward = self.recorder.record(reward, components, time_out, success, s.episode_step, unstable)
+        time_out = time_out & ~unstable
         dones = time_out | unstable
-        self._return[dones] = 0.0
         if self.auto_reset and bool(time_out.any()):
             self.sim.reset(torch.nonzero(time_out).squeeze(1).numpy())
             s = self.sim.state()
@@ -141,9 +110,14 @@ class TaskEnv(VecEnv):
         extras = {"time_outs": time_out.float()}
         return self.get_observations(), reward, dones, extras
 
-    def pop_stats(self) -> EpisodeStats:
-        stats, self.stats = self.stats, EpisodeStats()
-        return stats
+    def pop_stats(self) -> tuple[int, dict]:
+        """(environment steps, statistics) since the last call."""
+        steps, summary = self.recorder.steps, self.recorder.summary()
+        self.recorder.clear()
+        return steps, summary
 
     def close(self) -> None:
         self.sim.close()
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

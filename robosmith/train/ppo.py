@@ -2,7 +2,8 @@
 
 We drive rsl-rl's `PPO` ourselves rather than through its `OnPolicyRunner` so that a run stops on a time
 limit, writes metrics.jsonl as it goes (the agent reads that file, never stdout), and shows a progress bar.
-A run folder holds: config.json, reward.py, metrics.jsonl, checkpoints/, eval.json, eval.mp4.
+A run folder (robosmith.runs.TrainingRun) holds: config.json, reward.py, metrics.jsonl, checkpoints/, eval.json,
+eval.mp4.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from rsl_rl.models import MLPModel
 from tensordict import TensorDict
 from tqdm import tqdm
 
-from robosmith.reward import RewardFn, compile_reward
-from robosmith.runs import RunError, write_json
+from robosmith.contract.metrics import metrics_row
+from robosmith.errors import ConfigError
+from robosmith.reward.load import RewardFn, load_reward
+from robosmith.runs import RunError, TrainingRun, write_json
 from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import start_tracking
 from robosmith.train.env import TaskEnv
@@ -61,9 +64,9 @@ class TrainSettings:
                 setattr(settings, key, type(getattr(settings, key))(value))
         for key in ("num_envs", "steps_per_iteration", "max_iterations", "eval_episodes"):
             if getattr(settings, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(settings, key)}")
+                raise ConfigError(f"{key} must be >= 1, got {getattr(settings, key)}")
         if settings.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be > 0, got {settings.max_minutes}")
+            raise ConfigError(f"max_minutes must be > 0, got {settings.max_minutes}")
         return settings
 
 
@@ -108,7 +111,7 @@ def train(
     run_dir: Path,
     settings: TrainSettings,
     progress: bool = True,
-    reward_loader: Callable[[str], RewardFn] = compile_reward,
+    reward_loader: Callable[[str], RewardFn] = load_reward,
     threads: int | None = None,
     tracking_group: str | None = None,
     make_env: Callable[[TaskEnv], VecEnv] | None = None,
@@ -117,7 +120,7 @@ def train(
 ) -> dict:
     """Train a policy for `task` with `reward_body`; returns the final metrics row.
 
-    `reward_loader` turns the body into a function: the agent passes its sandboxed loader for LLM code.
+    `reward_loader` turns the body into a function (the one checked loader unless a test says otherwise).
     `make_env` wraps the task's environment (finetuning a BC policy trains a residual on top of it);
     `stagger=False` keeps all episodes in lockstep instead of spreading their starts (a BC policy's action
     queue is shared by all environments). `init_policy` may change the freshly built networks.
@@ -125,14 +128,15 @@ def train(
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(settings.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    (run_dir / "reward.py").write_text(reward_body)
+    run = TrainingRun(run_dir)
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    run.reward.write_text(reward_body)
     cfg = rsl_config(task, settings.steps_per_iteration)
     config = {
-        "task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg, "reward_file": "reward.py",
+        "task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg,
+        "reward_file": TrainingRun.reward,
     }
-    write_json(run_dir / "config.json", config)
+    write_json(run.config, config)
 
     env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads)
     if stagger:
@@ -153,7 +157,7 @@ def train(
     obs = env.get_observations()
     tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", {"task": task.name, **config}, tracking_group)
     bar = tqdm(total=settings.max_iterations, desc=f"train {task.name}", unit="it", disable=not progress)
-    with (run_dir / "metrics.jsonl").open("a") as metrics:
+    with run.metrics.open("a") as metrics:
         for iteration in range(settings.max_iterations):
             t0 = time.monotonic()
             with torch.inference_mode():
@@ -166,19 +170,10 @@ def train(
             losses = ppo.update()
             t2 = time.monotonic()
 
-            stats = env.pop_stats()
-            total_steps += stats.steps
-            row = {
-                "iteration": iteration,
-                "env_steps": total_steps,
-                "wall_s": round(t2 - started, 3),
-                "env_steps_per_s": stats.steps / max(t2 - t0, 1e-9),
-                "collect_s": t1 - t0,
-                "learn_s": t2 - t1,
-                **stats.summary(),
-                "action_std": float(ppo.get_policy().output_std.detach().mean()),
-                **{f"loss/{k}": float(v) for k, v in losses.items()},
-            }
+            steps, summary = env.pop_stats()
+            total_steps += steps
+            row = metrics_row(iteration, total_steps, t2 - started, steps, t1 - t0, t2 - t1, summary,
+                              float(ppo.get_policy().output_std.detach().mean()), losses)
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
             tracker.log(row, step=iteration)
@@ -200,7 +195,7 @@ def train(
 
 
 def save_checkpoint(run_dir: Path, ppo: PPO, cfg: dict, iteration: int, env_steps: int) -> Path:
-    path = run_dir / "checkpoints" / "model.pt"
+    path = TrainingRun(run_dir).checkpoint
     tmp = path.with_suffix(".tmp")
     torch.save({**ppo.save(), "iteration": iteration, "env_steps": env_steps, "rsl_rl": cfg}, tmp)
     tmp.replace(path)  # atomic: a kill mid-write keeps the previous checkpoint
@@ -209,11 +204,12 @@ def save_checkpoint(run_dir: Path, ppo: PPO, cfg: dict, iteration: int, env_step
 
 def load_run(run_dir: Path) -> tuple[TaskSpec, str, dict, dict]:
     """(task, reward body, rsl-rl config, checkpoint) of a finished or interrupted run."""
-    ckpt_path = run_dir / "checkpoints" / "model.pt"
+    run = TrainingRun(run_dir)
+    ckpt_path = run.checkpoint
     if not ckpt_path.is_file():
-        raise RunError(f"{run_dir}: no checkpoint (checkpoints/model.pt); the run stopped before its first save")
-    config = json.loads((run_dir / "config.json").read_text())
-    task = task_from_dict(config["task"], run_dir / "config.json")
+        raise RunError(f"{run_dir}: no checkpoint ({TrainingRun.checkpoint}); the run stopped before its first save")
+    config = json.loads(run.config.read_text())
+    task = task_from_dict(config["task"], run.config)
     reward_body = (run_dir / config["reward_file"]).read_text()
     checkpoint = torch.load(ckpt_path, weights_only=False, map_location="cpu")
     return task, reward_body, checkpoint["rsl_rl"], checkpoint
