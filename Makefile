@@ -9,8 +9,10 @@ MJLAB_STAMP := $(MJLAB_VENV)/.installed
 MJLAB_PIN := mjlab==1.6.0 torch==2.10.0
 export HF_HUB_OFFLINE := 1
 export MUJOCO_GL ?= egl
+# robosmith finds mjlab's interpreter through this variable (or --mjlab-python), never through the checkout.
+export ROBOSMITH_MJLAB_PYTHON ?= $(CURDIR)/$(MJLAB_VENV)/bin/python
 
-.PHONY: demo test lint bench sysdeps mjlab clean-venv
+.PHONY: demo test test-fast lint bench sysdeps mjlab clean-venv
 
 # Offscreen rendering needs EGL and Mesa's software renderer (Debian: libegl1, libgl1-mesa-dri); LeRobot's
 # video decoder (torchcodec) needs FFmpeg's shared libraries; the report test needs Debian's chromium.
@@ -43,8 +45,13 @@ demo: sysdeps $(STAMP)
 	$(BIN)/robosmith run "reach the target point with the gripper" --candidates 2 --iterations 2 --train-minutes 7
 
 test: sysdeps $(STAMP) $(MJLAB_STAMP)
-	$(BIN)/ruff check robosmith tests
+	$(BIN)/ruff check robosmith tests scripts
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the tests marked slow (training, LeRobot, engines, the wheel); under 3 minutes.
+test-fast: sysdeps $(STAMP)
+	$(BIN)/ruff check robosmith tests scripts
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: sysdeps $(STAMP)
 	$(BIN)/robosmith bench --json

@@ -421,6 +421,8 @@ def bc_collect(
     out: Annotated[Path | None, typer.Option(help="dataset folder (default: runs/bc/<task>-demos-<N>)")] = None,
     perfect: Annotated[bool, typer.Option(help="no human-like noise, pauses or fumbles")] = False,
     images: Annotated[bool, typer.Option(help="render the front and wrist camera videos")] = True,
+    camera_size: Annotated[str, typer.Option(help="camera image size WIDTHxHEIGHT (LeRobot's SO-101 examples: "
+                                                  "640x480)")] = "640x480",
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
@@ -436,13 +438,25 @@ def bc_collect(
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"
     style = DemoStyle.perfect() if perfect else DemoStyle()
     try:
-        info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress)
+        info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress,
+                       image_size=_image_size(camera_size))
     except (FileExistsError, RuntimeError) as e:
         _fail(str(e))
     typer.echo(
         f"{info['episodes']} demonstrations in {folder} (the demonstrator succeeded in "
         f"{info['demonstrator_success_rate']:.0%} of {info['attempts']} episodes; {info['wall_s']:.0f} s)"
     )
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """(height, width) from WIDTHxHEIGHT."""
+    try:
+        width, height = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        _fail(f"--camera-size: WIDTHxHEIGHT such as 640x480, got {text!r}")
+    if not (16 <= width <= 4096 and 16 <= height <= 4096):
+        _fail(f"--camera-size: {text} is outside 16x16 to 4096x4096")
+    return height, width
 
 
 @bc_app.command("train")

@@ -141,6 +141,7 @@ def tiny_settings(**kw) -> LoopSettings:
     return LoopSettings(**base)
 
 
+@pytest.mark.slow
 def test_two_iteration_llm_loop_end_to_end(tmp_path):
     script = [
         Reply(texts=[GOOD, BROKEN, HOSTILE, PROSE]),  # iteration 0: one good, three bad
@@ -187,6 +188,7 @@ def _wait_for(predicate, timeout_s: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
@@ -217,6 +219,7 @@ def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_pa
     assert summary["iterations"] == 2 and summary["candidates_tried"] == 4 and summary["proposer"] == "offline"
 
 
+@pytest.mark.slow
 def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
     import dataclasses
 
@@ -246,6 +249,7 @@ def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
     assert results["fine"]["status"] == "ok" and 0 <= results["fine"]["success_rate"] <= 1
 
 
+@pytest.mark.slow
 def test_budget_cap_stops_the_loop_cleanly(tmp_path):
     with FakeLLMServer([Reply(texts=[GOOD])]) as server:
         cfg = LLMConfig(base_url=server.url, model="gpt-4o", api_key="k", samples=1, budget_usd=1e-6)
@@ -257,6 +261,7 @@ def test_budget_cap_stops_the_loop_cleanly(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["llm_cost_usd"] > 0
 
 
+@pytest.mark.slow
 def test_trainer_processes_write_only_inside_their_folder(tmp_path):
     from robosmith.execution.confine import landlock_abi
     from robosmith.execution.local import _trainer_preexec

@@ -71,23 +71,29 @@ def dataset(tmp_path_factory):
     from robosmith.bc.collect import collect
 
     root = tmp_path_factory.mktemp("bc") / "lift_demos"
-    info = collect(load_task("so101_lift"), root, episodes=2, batch_envs=4, seed=1, progress=False)
+    # Small frames keep the test fast; the default is LeRobot's 640x480 (checked below).
+    info = collect(load_task("so101_lift"), root, episodes=2, batch_envs=4, seed=1, progress=False,
+                   image_size=(120, 160))
     assert info["episodes"] == 2
     return root
 
 
+@pytest.mark.slow
 def test_dataset_loads_in_lerobot_with_videos_and_units(dataset):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from robosmith.bc.features import dataset_features
+
     ds = LeRobotDataset("robosmith/lift_demos", root=dataset)
     task = load_task("so101_lift")
-    assert ds.meta.info["codebase_version"] == "v3.0"
+    assert ds.meta.info.codebase_version == "v3.0" and ds.meta.robot_type == "so101_follower"
     assert ds.num_episodes == 2 and ds.num_frames == 2 * task.episode_length
-    assert ds.fps == task.control_hz
+    assert ds.fps == task.control_hz == 30  # what lerobot-record writes for an SO-101
     assert set(ds.meta.video_keys) == {"observation.images.front", "observation.images.wrist"}
     assert ds.meta.features["observation.state"]["names"] == list(LEROBOT_JOINT_NAMES)
     item = ds[task.episode_length + 10]
-    assert item["observation.images.front"].shape == (3, 240, 320)
+    assert item["observation.images.front"].shape == (3, 120, 160)
+    assert dataset_features(task)["observation.images.front"]["shape"] == (480, 640, 3)  # the default
     assert float(item["observation.images.wrist"].std()) > 0.01  # a real picture, not a blank frame
     assert item["task"] == task.description
     states = torch.stack([ds[i]["observation.state"] for i in range(0, ds.num_frames, 10)])
@@ -98,6 +104,7 @@ def test_dataset_loads_in_lerobot_with_videos_and_units(dataset):
     assert float(actions[:20].mean()) > 50.0 and float(actions[-10:].mean()) < 20.0
 
 
+@pytest.mark.slow
 def test_lerobot_train_accepts_the_dataset_with_images(dataset, tmp_path):
     """The dataset as written (camera videos included) goes through lerobot-train unchanged."""
     from robosmith.bc.train import BCTrainSettings, train_bc
@@ -118,6 +125,7 @@ def bc_run(dataset, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     from robosmith.bc.evaluate import evaluate_bc
     from robosmith.bc.policy import find_pretrained_model
@@ -143,6 +151,7 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
         load_policy(bc_run, load_task("so101_pick_place"))
 
 
+@pytest.mark.slow
 def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run, tmp_path):
     from robosmith.bc.evaluate import evaluate_bc
     from robosmith.bc.finetune import finetune
@@ -194,6 +203,7 @@ def test_cli_errors_name_the_bad_input(tmp_path):
     assert result.exit_code == 2 and "no_such_task" in result.output
 
 
+@pytest.mark.slow
 def test_diffusion_policy_trains_and_rolls_out(dataset, tmp_path):
     """The other LeRobot policy: its observation history and action queue work in our lockstep rollouts."""
     from robosmith.bc.evaluate import evaluate_bc
@@ -207,6 +217,7 @@ def test_diffusion_policy_trains_and_rolls_out(dataset, tmp_path):
     assert result["episodes"] == 2
 
 
+@pytest.mark.slow
 def test_finetune_reward_comes_from_a_file_a_training_run_or_an_agent_run(tmp_path):
     from robosmith.runs import RunError, reward_body_from, write_json
 

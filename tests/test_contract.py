@@ -137,6 +137,14 @@ def test_the_registry_checks_names_bounds_and_per_joint_values():
     assert all(p.low <= p.default <= p.high for p in PARAMS.values())
 
 
+def test_every_engine_event_of_the_registry_is_python_with_the_range_filled_in():
+    events = [e for p in PARAMS.values() for e in (p.mjlab_event, p.isaaclab_event) if e]
+    assert len(events) >= 12
+    for event in events:
+        tree = ast.parse(event.replace("{bounds}", "(1.0, 2.0)"), mode="eval")
+        assert isinstance(tree.body, ast.Call) and tree.body.func.id == "EventTermCfg"
+
+
 def test_per_joint_robot_params_reach_the_compiled_model():
     task = load_task("so101_reach")
     raw = task.to_dict()

@@ -37,14 +37,17 @@ HERE = Path(__file__).parent
 # Not finger_force: at the same state MuJoCo Warp's box-box collision makes 1-2 contacts per pad where MuJoCo
 # makes 4, and soft contacts push back per contact, so the instantaneous forces differ (README, "mjlab").
 ALL_FIELDS_BODY = """
+def weighted(value):
+    return torch.sum(value * torch.arange(1, value.shape[1] + 1, dtype=value.dtype), dim=-1)
+
+
 def compute_reward(s):
-    components = {}
-    for name in ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "object_pos", "object_quat", "object_linvel",
-                 "goal_pos", "finger_contact", "action", "prev_action"):
-        value = getattr(s, name)
-        weights = torch.arange(1, value.shape[1] + 1, dtype=value.dtype)
-        components[name] = torch.sum(value * weights, dim=-1)
-    components["episode_step"] = s.episode_step.float()
+    components = {"joint_pos": weighted(s.joint_pos), "joint_vel": weighted(s.joint_vel), "ee_pos": weighted(s.ee_pos),
+                  "ee_quat": weighted(s.ee_quat), "object_pos": weighted(s.object_pos),
+                  "object_quat": weighted(s.object_quat), "object_linvel": weighted(s.object_linvel),
+                  "goal_pos": weighted(s.goal_pos), "finger_contact": weighted(s.finger_contact),
+                  "action": weighted(s.action), "prev_action": weighted(s.prev_action),
+                  "episode_step": s.episode_step.float()}
     return sum(components.values()), components
 """
 
@@ -91,6 +94,7 @@ def test_packages_carry_the_contract_and_the_common_modules_byte_for_byte(option
             assert mirrored not in text, f"{template.relative_to(TEMPLATES_DIR)} writes {mirrored!r} again"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task_name", available_tasks())
 @pytest.mark.parametrize("options", FLAVOURS, ids=lambda o: o.flavour)
 def test_every_engine_name_and_keyword_exists_in_the_engine_source(task_name, options, tmp_path):
@@ -134,6 +138,7 @@ MISTAKES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flavour, module, good, bad, expected", MISTAKES, ids=[f"{m[0]}:{m[3]}" for m in MISTAKES])
 def test_the_static_check_finds_names_the_engine_does_not_have(flavour, module, good, bad, expected, tmp_path):
     task = load_task("so101_pick_place")
@@ -167,6 +172,7 @@ def _pick_place_states(n: int = 12) -> dict[str, np.ndarray]:
     return {k: np.concatenate([snap[k] for snap in snaps]) for k in snaps[0]}
 
 
+@pytest.mark.slow
 def test_one_reward_body_gives_the_same_values_through_the_cpu_and_mjlab_adapters(mjlab_python, tmp_path):
     task = load_task("so101_pick_place")
     states = _pick_place_states()
@@ -200,6 +206,7 @@ def test_one_reward_body_gives_the_same_values_through_the_cpu_and_mjlab_adapter
         np.testing.assert_allclose(mjlab["total"], total.numpy(), rtol=1e-4, atol=5e-4)
 
 
+@pytest.mark.slow
 def test_mjlab_trains_an_exported_candidate_and_writes_robosmiths_metrics(mjlab_python, tmp_path):
     """The agent's worker trains a candidate on mjlab (CPU here) and reads it back through our contract."""
     task = load_task("so101_reach")
@@ -310,6 +317,7 @@ def _fake_isaaclab_sh(tmp_path: Path, version: str) -> Path:
     return script
 
 
+@pytest.mark.slow
 def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_version(tmp_path):
     from robosmith.agent.loop import LoopSettings, RewardLoop
     from robosmith.engines.launch import isaaclab_version
@@ -381,6 +389,7 @@ def test_delta_action_tasks_are_refused_by_name(tmp_path):
         export_package(task, task.reference_reward_body(), tmp_path, ExportOptions("mjlab"))
 
 
+@pytest.mark.slow
 def test_bench_train_measures_both_backends_in_one_run(mjlab_python, tmp_path):
     from typer.testing import CliRunner
 

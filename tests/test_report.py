@@ -11,6 +11,8 @@ from robosmith.agent.loop import LoopSettings, RewardLoop
 from robosmith.report import svg_plot, write_report
 from robosmith.task import load_task
 
+pytestmark = pytest.mark.slow  # whole reward-design loops
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 

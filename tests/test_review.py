@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from robosmith.agent.loop import RewardLoop
@@ -10,6 +11,8 @@ from robosmith.task import load_task
 
 from .llm_server import FakeLLMServer, Reply
 from .test_agent import GOOD, GOOD_2, llm_config, tiny_settings
+
+pytestmark = pytest.mark.slow  # whole reward-design loops
 
 EDITED = """def compute_reward(s):
     d = torch.norm(s.ee_pos - s.goal_pos, dim=-1)

@@ -44,7 +44,7 @@ def _write_broken(tmp_path, edit):
         (lambda r: r.update(observations=["joint_pos", "goal_pos_x"]), "observations: 'goal_pos_x' is not"),
         (lambda r: r["domain_randomization"][0].update(nominal=100.0), "domain_randomization[0].nominal"),
         (lambda r: r.update(episode_length=0), "episode_length: must be a whole number"),
-        (lambda r: r.update(control_hz=30), "control_hz: must divide"),
+        (lambda r: r.update(control_hz=35), "control_hz: must divide"),
     ],
 )
 def test_malformed_task_names_file_and_field(tmp_path, edit, field):

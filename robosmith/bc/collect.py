@@ -22,6 +22,7 @@ from robosmith.bc.features import (
     ACTION,
     CAMERAS,
     ENV_STATE,
+    IMAGE_SIZE,
     STATE,
     camera_renderer,
     dataset_features,
@@ -65,6 +66,7 @@ def collect(
     batch_envs: int = 16,
     with_images: bool = True,
     progress: bool = True,
+    image_size: tuple[int, int] = IMAGE_SIZE,
 ) -> dict:
     """Record `episodes` successful demonstrations of `task` into a new LeRobot dataset at `out_dir`."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # heavy import, only for this command
@@ -75,12 +77,12 @@ def collect(
     dataset = LeRobotDataset.create(
         repo_id=repo_id(out_dir),
         fps=int(round(task.control_hz)),
-        features=dataset_features(task, with_images),
+        features=dataset_features(task, image_size if with_images else None),
         root=out_dir,
         robot_type="so101_follower",
         use_videos=True,
     )
-    renderer = camera_renderer(task) if with_images else None
+    renderer = camera_renderer(task, image_size) if with_images else None
     started = time.monotonic()
     attempts = succeeded = kept = 0
     stop = _StopRequest()
@@ -121,6 +123,7 @@ def collect(
         "style": asdict(style),
         "seed": seed,
         "with_images": with_images,
+        "image_size": list(image_size) if with_images else None,
         "wall_s": round(time.monotonic() - started, 1),
     }
     write_json(out_dir / COLLECT_INFO, info)

@@ -34,7 +34,7 @@ class DemoStyle:
 
     speed: tuple[float, float] = (0.85, 1.2)  # multiplier on every segment's duration, drawn per episode
     pause_prob: float = 0.3  # chance that an episode has one pause at a segment boundary
-    pause_steps: tuple[int, int] = (3, 10)
+    pause_s: tuple[float, float] = (0.12, 0.4)
     tremor_std: float = 0.01  # rad on the arm joints, low-pass filtered
     tremor_smoothing: float = 0.85  # AR(1) coefficient of the tremor per control step
     fumble_prob: float = 0.2  # chance the first grasp is aimed off the cube
@@ -50,12 +50,21 @@ class DemoStyle:
 class _Segment:
     name: str
     target: np.ndarray  # (6,) joint positions at the segment's end
+    seconds: float
+
+
+@dataclass
+class _Step:
+    """A segment timed in control steps of the task."""
+
+    name: str
+    target: np.ndarray
     steps: int
 
 
 @dataclass
 class _Plan:
-    segments: list[_Segment]
+    segments: list[_Step]
     start: np.ndarray  # joint targets where the current segment began
     index: int = 0
     step: int = 0
@@ -100,11 +109,11 @@ class ScriptedDemonstrator:
         closed[5] = GRIPPER_CLOSED
         lifted = self._ik(np.array([cube[0], cube[1], LIFT]), yaw, closed, GRIPPER_CLOSED, upright=False)
         segments = [
-            _Segment("approach", above, 16),
-            _Segment("descend", down, 10),
-            _Segment("close", closed, 8),
-            _Segment("squeeze", closed, 3),  # let the jaws settle before judging the grasp
-            _Segment("lift", lifted, 15),
+            _Segment("approach", above, 0.64),
+            _Segment("descend", down, 0.4),
+            _Segment("close", closed, 0.32),
+            _Segment("squeeze", closed, 0.12),  # let the jaws settle before judging the grasp
+            _Segment("lift", lifted, 0.6),
         ]
         if goal is not None:
             over = self._ik(np.array([goal[0], goal[1], LIFT]), yaw, lifted, GRIPPER_CLOSED, upright=False)
@@ -113,18 +122,19 @@ class ScriptedDemonstrator:
             released[5] = GRIPPER_OPEN
             retreat = self._ik(np.array([goal[0], goal[1], LIFT]), yaw, released, GRIPPER_OPEN, upright=False)
             segments += [
-                _Segment("carry", over, 25),
-                _Segment("lower", lowered, 12),
-                _Segment("release", released, 6),
-                _Segment("retreat", retreat, 10),
+                _Segment("carry", over, 1),
+                _Segment("lower", lowered, 0.48),
+                _Segment("release", released, 0.24),
+                _Segment("retreat", retreat, 0.4),
             ]
         return segments
 
     def _goal_of(self, state: SimState, i: int) -> np.ndarray | None:
         return state.goal_pos[i].numpy().astype(float) if self.place and state.goal_pos is not None else None
 
-    def _scaled(self, segments: list[_Segment], speed: float) -> list[_Segment]:
-        return [_Segment(s.name, s.target, max(2, round(s.steps * speed))) for s in segments]
+    def _scaled(self, segments: list[_Segment], speed: float) -> list[_Step]:
+        """Segments in control steps at the task's rate, slowed or sped up by `speed`."""
+        return [_Step(s.name, s.target, max(2, round(s.seconds * speed * self.task.control_hz))) for s in segments]
 
     def begin(self, state: SimState) -> None:
         """Plan a fresh episode for every environment (call right after a reset of all of them)."""
@@ -143,7 +153,8 @@ class ScriptedDemonstrator:
             if self.rng.random() < st.pause_prob:
                 at = int(self.rng.integers(0, len(segments)))
                 hold = segments[at - 1].target if at > 0 else q
-                segments.insert(at, _Segment("pause", hold, int(self.rng.integers(*st.pause_steps, endpoint=True))))
+                pause = _Step("pause", hold, round(float(self.rng.uniform(*st.pause_s)) * self.task.control_hz))
+                segments.insert(at, pause)
             self.plans.append(_Plan(segments, start=q, speed=speed))
 
     def _retry(self, i: int, state: SimState) -> None:
@@ -153,7 +164,7 @@ class ScriptedDemonstrator:
         q = plan.start  # where the squeeze ended
         yaw = _grasp_yaw(state.object_quat[i].numpy().astype(float))
         reopen = self._ik(state.ee_pos[i].numpy().astype(float) + [0, 0, 0.04], yaw, q, GRIPPER_OPEN)
-        plan.segments = self._scaled([_Segment("reopen", reopen, 6)], plan.speed)
+        plan.segments = self._scaled([_Segment("reopen", reopen, 0.24)], plan.speed)
         plan.start, plan.index, plan.step = q, 0, 0
         plan.retries += 1
 
@@ -162,7 +173,7 @@ class ScriptedDemonstrator:
         cube = state.object_pos[i].numpy().astype(float)
         yaw = _grasp_yaw(state.object_quat[i].numpy().astype(float))
         segments = self._grasp_segments(cube, yaw, plan.start, cube, self._goal_of(state, i))
-        segments[0].steps = 8  # the arm is already near: a shorter approach
+        segments[0].seconds = 0.32  # the arm is already near: a shorter approach
         plan.segments = self._scaled(segments, plan.speed)
         plan.index, plan.step = 0, 0
 

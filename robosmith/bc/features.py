@@ -17,16 +17,16 @@ STATE = "observation.state"
 ENV_STATE = "observation.environment_state"
 ACTION = "action"
 CAMERAS = ("front", "wrist")
-IMAGE_SIZE = (240, 320)  # height, width of both cameras
+IMAGE_SIZE = (480, 640)  # height, width of both cameras by default: what LeRobot's SO-101 examples record
 
 
 def image_key(camera: str) -> str:
     return f"observation.images.{camera}"
 
 
-def camera_renderer(task: TaskSpec) -> SceneRenderer:
-    """Renders the task's cameras at the size the datasets record and the image policies read."""
-    return SceneRenderer(task.scene, width=IMAGE_SIZE[1], height=IMAGE_SIZE[0])
+def camera_renderer(task: TaskSpec, image_size: tuple[int, int] = IMAGE_SIZE) -> SceneRenderer:
+    """Renders the task's cameras at a dataset's image size (height, width)."""
+    return SceneRenderer(task.scene, width=image_size[1], height=image_size[0])
 
 
 def environment_state_names(task: TaskSpec) -> list[str]:
@@ -44,8 +44,9 @@ def environment_state(task: TaskSpec, s: SimState) -> torch.Tensor:
     return torch.cat(parts, dim=1).float()
 
 
-def dataset_features(task: TaskSpec, with_images: bool = True) -> dict[str, dict]:
-    """LeRobot dataset features of a task's demonstrations."""
+def dataset_features(task: TaskSpec, image_size: tuple[int, int] | None = IMAGE_SIZE) -> dict[str, dict]:
+    """LeRobot dataset features of a task's demonstrations; `image_size` (height, width) of the camera videos,
+    None for a dataset without them."""
     joints = {"dtype": "float32", "shape": (6,), "names": list(LEROBOT_JOINT_NAMES)}
     env_names = environment_state_names(task)
     features: dict[str, dict] = {
@@ -53,11 +54,11 @@ def dataset_features(task: TaskSpec, with_images: bool = True) -> dict[str, dict
         ENV_STATE: {"dtype": "float32", "shape": (len(env_names),), "names": env_names},
         ACTION: dict(joints),
     }
-    if with_images:
+    if image_size:
         for camera in CAMERAS:
             features[image_key(camera)] = {
                 "dtype": "video",
-                "shape": (*IMAGE_SIZE, 3),
+                "shape": (*image_size, 3),
                 "names": ["height", "width", "channels"],
             }
     return features

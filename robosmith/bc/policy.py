@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict
 
-from robosmith.bc.features import CAMERAS, ENV_STATE, IMAGE_SIZE, environment_state_names, image_key, observation_batch
+from robosmith.bc.features import CAMERAS, ENV_STATE, environment_state_names, image_key, observation_batch
 from robosmith.contract.observations import observation_size, observation_vector
 from robosmith.robot.units import from_lerobot
 from robosmith.runs import TrainingRun
@@ -68,7 +68,9 @@ class LeRobotPolicy:
         self.preprocess, self.postprocess = make_pre_post_processors(
             config, pretrained_path=str(self.path), preprocessor_overrides={"device_processor": {"device": "cpu"}}
         )
-        cameras = {c: IMAGE_SIZE for c in CAMERAS if image_key(c) in config.input_features}
+        # Images at the size the policy was trained on: (channels, height, width) in its config.
+        cameras = {c: tuple(config.input_features[image_key(c)].shape[1:]) for c in CAMERAS
+                   if image_key(c) in config.input_features}
         fields = ("joint_pos", "object_pos", "object_quat") + (("goal_pos",) if task.has_goal else ())
         self.spec = PolicySpec("bc", task.name, task.description, fields, task.control_hz, cameras)
         self.action_map = task.action_map()

@@ -6,7 +6,7 @@ checkpoints. Two things we add around it:
   every camera stream of a dataset for every sample, which alone would take hours on two cores, so we first
   derive a copy without the camera features with LeRobot's `remove_feature`.
 - The policy is sized for the task (a 4 M parameter ACT instead of the 52 M default, short action chunks at
-  25 Hz), and no pretrained backbone is downloaded: image policies train their ResNet from scratch.
+  30 Hz), and no pretrained backbone is downloaded: image policies train their ResNet from scratch.
 A killed training resumes from its last checkpoint when the same command is run again.
 """
 
@@ -50,7 +50,7 @@ class BCTrainSettings:
             raise ConfigError("steps and batch_size must be >= 1")
 
 
-# Policy sizes for a 6-joint arm at 25 Hz on a CPU; LeRobot's defaults target 50 Hz bimanual image tasks.
+# Policy sizes for a 6-joint arm at 30 Hz on a CPU; LeRobot's defaults target 50 Hz bimanual image tasks.
 POLICY_ARGS: dict[str, list[str]] = {
     "act": [
         "--policy.chunk_size=20",

@@ -143,8 +143,8 @@ def randomization_events(info: dict) -> list[dict]:
         entry, bounds = PARAMS[p["name"]], tuple(p["bounds"])
         out.append({
             "name": p["name"], "bounds": bounds,
-            "mjlab": entry.mjlab_event.format(bounds=bounds) if entry.mjlab_event else None,
-            "isaaclab": entry.isaaclab_event.format(bounds=bounds) if entry.isaaclab_event else None,
+            "mjlab": entry.mjlab_event.replace("{bounds}", repr(bounds)) if entry.mjlab_event else None,
+            "isaaclab": entry.isaaclab_event.replace("{bounds}", repr(bounds)) if entry.isaaclab_event else None,
             "isaaclab_attr": entry.isaaclab_attr or f"dr_{p['name']}",
         })
     return out

@@ -47,7 +47,8 @@ class PhysicalParam:
     integer: bool = False
     set_spec: SpecSetter | None = None
     set_model: ModelSetter | None = None
-    # Engine events that randomize it, as source with {bounds} for the (low, high) range; None: no event there.
+    # Engine events that randomize it, as source in which "{bounds}" stands for the (low, high) range; None: no
+    # event there. They name ARM, PADS, KV, JOINTS and JAW_LINKS, which the engine's env_cfg defines.
     mjlab_event: str | None = None
     isaaclab_event: str | None = None
     isaaclab_attr: str | None = None  # the events config attribute, when it replaces a fixed one

@@ -36,7 +36,7 @@ MAX_ABS_QPOS = 10.0
 @dataclass
 class EnvConfig:
     num_envs: int = 64
-    control_hz: float = 25.0
+    control_hz: float = 30.0
     episode_length: int = 50  # control steps
     action_mode: str = "delta"  # "delta": target += scale * a;  "absolute": target = home + scale * a
     action_scale: float = 0.1  # rad

@@ -29,7 +29,7 @@ class SceneConfig:
     cube_friction: float = 1.0
     goal_marker: str = "point"  # "point" (a small sphere), "zone" (a flat disc) or "none"
     goal_radius: float = 0.02
-    timestep: float = 0.005
+    timestep: float = 1 / 240  # s; 8 physics steps per control step at 30 Hz
     robot: RobotParams = field(default_factory=RobotParams)
 
     def __post_init__(self) -> None:

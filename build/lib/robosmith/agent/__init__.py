@@ -1,0 +1,1 @@
+"""The agent: the reward-design loop, its LLM access, proposers and sandbox."""

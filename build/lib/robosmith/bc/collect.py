@@ -1,0 +1,176 @@
+"""`robosmith bc collect`: demonstrations in simulation, written as a LeRobot dataset (format v3.0).
+
+Episodes run in batches on the batched simulator; only the ones that succeed are kept, as people keep the
+good takes when they record with a leader arm. Camera frames are rendered afterwards from the recorded
+joint and object positions, for the kept episodes only (rendering is the slow part on a CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
+from robosmith.bc.features import (
+    ACTION,
+    CAMERAS,
+    ENV_STATE,
+    IMAGE_SIZE,
+    STATE,
+    camera_renderer,
+    dataset_features,
+    image_key,
+    observation_batch,
+)
+from robosmith.robot.units import to_lerobot
+from robosmith.runs import write_json
+from robosmith.sim.batched_env import BatchedEnv, env_config
+from robosmith.sim.render import SceneRenderer
+from robosmith.task import TaskSpec, eval_success
+
+COLLECT_INFO = "robosmith_collect.json"  # beside LeRobot's meta/: how the demonstrations were made
+
+
+@dataclass
+class _Episode:
+    state: np.ndarray  # (T, 6) LeRobot units
+    env_state: np.ndarray  # (T, k)
+    action: np.ndarray  # (T, 6) LeRobot units: the servo targets the arm was given (after clipping)
+    qpos: np.ndarray  # (T, nq) for rendering
+    goal: np.ndarray | None  # (3,)
+
+
+class _StopRequest:
+    """Ctrl-C or SIGTERM asks to stop; collection stops between episodes, never inside a write."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def __call__(self, signum, frame) -> None:  # noqa: ARG002
+        self.asked = True
+
+
+def collect(
+    task: TaskSpec,
+    out_dir: Path,
+    episodes: int,
+    style: DemoStyle | None = None,
+    seed: int = 0,
+    batch_envs: int = 16,
+    with_images: bool = True,
+    progress: bool = True,
+    image_size: tuple[int, int] = IMAGE_SIZE,
+) -> dict:
+    """Record `episodes` successful demonstrations of `task` into a new LeRobot dataset at `out_dir`."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset  # heavy import, only for this command
+
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir}: already exists; choose a new --out folder")
+    style = style or DemoStyle()
+    dataset = LeRobotDataset.create(
+        repo_id=repo_id(out_dir),
+        fps=int(round(task.control_hz)),
+        features=dataset_features(task, image_size if with_images else None),
+        root=out_dir,
+        robot_type="so101_follower",
+        use_videos=True,
+    )
+    renderer = camera_renderer(task, image_size) if with_images else None
+    started = time.monotonic()
+    attempts = succeeded = kept = 0
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    bar = tqdm(total=episodes, desc=f"collect {task.name}", unit="episode", disable=not progress)
+    # Every batch gets its own independent stream, and different --seed values never share episodes.
+    batch_seeds = np.random.SeedSequence(seed)
+    try:
+        while kept < episodes and not stop.asked:
+            batch_seed = int(batch_seeds.spawn(1)[0].generate_state(1)[0])
+            for ep in _run_batch(task, style, batch_envs, batch_seed):
+                if kept >= episodes or stop.asked:
+                    break
+                attempts += 1
+                if ep is None:
+                    continue
+                succeeded += 1
+                _save_episode(dataset, task, ep, renderer)
+                kept += 1
+                bar.update(1)
+                bar.set_postfix(demonstrator_success=f"{succeeded / attempts:.2f}")
+            if attempts >= 20 * episodes:
+                raise RuntimeError(f"{task.name}: the demonstrator succeeded {kept} times in {attempts} episodes")
+        if stop.asked:
+            print(f"\nstopped: the dataset keeps the {kept} episodes saved so far")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        bar.close()
+        dataset.finalize()  # writes the parquet footers: without it nothing saved so far could be read
+        if renderer:
+            renderer.close()
+    info = {
+        "task": task.name,
+        "episodes": kept,
+        "attempts": attempts,
+        "demonstrator_success_rate": succeeded / max(attempts, 1),
+        "style": asdict(style),
+        "seed": seed,
+        "with_images": with_images,
+        "image_size": list(image_size) if with_images else None,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    write_json(out_dir / COLLECT_INFO, info)
+    return info
+
+
+def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Episode | None]:
+    """One episode in each of n environments; the failed ones come back as None."""
+    env = BatchedEnv(task.scene, env_config(task, n, seed), task.reset, task.has_goal)
+    demonstrator = ScriptedDemonstrator(task, env, style, seed=seed)
+    s = env.state()
+    demonstrator.begin(s)
+    states, env_states, actions, qpos = [], [], [], []
+    for _ in range(task.episode_length):
+        observation = observation_batch(task, s)  # what a policy trained on these demonstrations will see
+        states.append(observation[STATE])
+        env_states.append(observation[ENV_STATE])
+        qpos.append(np.stack([env.qpos_of(i) for i in range(n)]))
+        s, _ = env.step(env.action_for_targets(demonstrator.targets(s)))
+        actions.append(to_lerobot(torch.as_tensor(env.target, dtype=torch.float32)))
+    # An environment whose physics diverged was reset mid-episode (its step count restarted): not a demonstration.
+    success = eval_success(task.success, s) & (env.episode_step == task.episode_length)
+    env.close()
+    stack = lambda xs: torch.stack(xs, dim=1).numpy()  # noqa: E731  (N, T, ...)
+    st, es, ac, qp = stack(states), stack(env_states), stack(actions), np.stack(qpos, axis=1)
+    goal = s.goal_pos
+    return [
+        _Episode(st[i], es[i], ac[i], qp[i], None if goal is None else goal[i].numpy()) if bool(success[i]) else None
+        for i in range(n)
+    ]
+
+
+def _save_episode(dataset, task: TaskSpec, ep: _Episode, renderer: SceneRenderer | None) -> None:
+    for t in range(len(ep.state)):
+        frame = {STATE: ep.state[t], ENV_STATE: ep.env_state[t], ACTION: ep.action[t], "task": task.description}
+        if renderer:
+            for camera in CAMERAS:
+                frame[image_key(camera)] = renderer.render(ep.qpos[t], ep.goal, camera)
+        dataset.add_frame(frame)
+    dataset.save_episode()
+
+
+def repo_id(root: Path) -> str:
+    """The LeRobot repo id of a local dataset folder (never pushed anywhere)."""
+    return f"robosmith/{root.name}"
+
+
+def dataset_info(root: Path) -> dict:
+    path = root / COLLECT_INFO
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,73 @@
+"""What a LeRobot policy sees and does in our simulation, in LeRobot's feature names and units.
+
+One definition serves both directions: `bc collect` writes these features into the dataset, and rollouts of
+a trained policy build the same observation from a SimState.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robosmith.contract.state import SimState
+from robosmith.robot.units import LEROBOT_JOINT_NAMES, to_lerobot
+from robosmith.sim.render import SceneRenderer
+from robosmith.task import TaskSpec
+
+STATE = "observation.state"
+ENV_STATE = "observation.environment_state"
+ACTION = "action"
+CAMERAS = ("front", "wrist")
+IMAGE_SIZE = (480, 640)  # height, width of both cameras by default: what LeRobot's SO-101 examples record
+
+
+def image_key(camera: str) -> str:
+    return f"observation.images.{camera}"
+
+
+def camera_renderer(task: TaskSpec, image_size: tuple[int, int] = IMAGE_SIZE) -> SceneRenderer:
+    """Renders the task's cameras at a dataset's image size (height, width)."""
+    return SceneRenderer(task.scene, width=image_size[1], height=image_size[0])
+
+
+def environment_state_names(task: TaskSpec) -> list[str]:
+    """The object's pose (position in m, orientation wxyz) and, when the task has one, the goal's position."""
+    names = ["cube.x", "cube.y", "cube.z", "cube.qw", "cube.qx", "cube.qy", "cube.qz"]
+    if task.has_goal:
+        names += ["goal.x", "goal.y", "goal.z"]
+    return names
+
+
+def environment_state(task: TaskSpec, s: SimState) -> torch.Tensor:
+    parts = [s.object_pos, s.object_quat]
+    if task.has_goal:
+        parts.append(s.goal_pos)
+    return torch.cat(parts, dim=1).float()
+
+
+def dataset_features(task: TaskSpec, image_size: tuple[int, int] | None = IMAGE_SIZE) -> dict[str, dict]:
+    """LeRobot dataset features of a task's demonstrations; `image_size` (height, width) of the camera videos,
+    None for a dataset without them."""
+    joints = {"dtype": "float32", "shape": (6,), "names": list(LEROBOT_JOINT_NAMES)}
+    env_names = environment_state_names(task)
+    features: dict[str, dict] = {
+        STATE: dict(joints),
+        ENV_STATE: {"dtype": "float32", "shape": (len(env_names),), "names": env_names},
+        ACTION: dict(joints),
+    }
+    if image_size:
+        for camera in CAMERAS:
+            features[image_key(camera)] = {
+                "dtype": "video",
+                "shape": (*image_size, 3),
+                "names": ["height", "width", "channels"],
+            }
+    return features
+
+
+def observation_batch(task: TaskSpec, s: SimState, images: dict[str, torch.Tensor] | None = None) -> dict:
+    """A policy input batch for all environments: state in LeRobot units, images as float CHW in [0, 1]."""
+    batch: dict = {STATE: to_lerobot(s.joint_pos.float()), ENV_STATE: environment_state(task, s)}
+    for camera, frames in (images or {}).items():  # frames: (N, H, W, 3) uint8
+        batch[image_key(camera)] = torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255.0
+    batch["task"] = [task.description] * s.joint_pos.shape[0]
+    return batch

@@ -1,0 +1,149 @@
+"""LeRobot policies behind robosmith's policy interface, optionally with the residual `finetune` trained.
+
+Both kinds act like any policy of the interface (robosmith.train.policy): `reset`, then `act` on an
+Observation once per control step, returning actions in [-1, 1]; they register `load` under the
+`robosmith.policies` entry-point group, so `load_policy` finds them without the training code importing
+LeRobot. LeRobot's policies keep action chunks and observation history for the whole batch; our rollouts
+keep every environment's episode in lockstep, so `reset` at the shared episode start is all they need.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+
+from robosmith.bc.features import CAMERAS, ENV_STATE, environment_state_names, image_key, observation_batch
+from robosmith.contract.observations import observation_size, observation_vector
+from robosmith.robot.units import from_lerobot
+from robosmith.runs import TrainingRun
+from robosmith.task import TaskSpec
+from robosmith.train.policy import Observation, PolicyError, PolicySpec
+
+LEROBOT_MODEL = "pretrained_model"  # LeRobot's name for a checkpoint's policy folder
+RESIDUAL_FILE = TrainingRun.residual  # marks a finetuned policy folder
+
+
+def find_pretrained_model(path: Path) -> Path:
+    """The LeRobot policy folder inside any of the folders a user may point at.
+
+    Accepts a `pretrained_model` folder itself, a lerobot-train output folder (its last checkpoint),
+    a `robosmith bc train` folder or a `robosmith finetune` folder.
+    """
+    candidates = [
+        path,
+        path / LEROBOT_MODEL,
+        path / "checkpoints" / "last" / LEROBOT_MODEL,
+        path / "lerobot" / "checkpoints" / "last" / LEROBOT_MODEL,
+    ]
+    for candidate in candidates:
+        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
+            return candidate
+    raise PolicyError(f"{path}: no LeRobot policy here (looked for config.json and model.safetensors)")
+
+
+class LeRobotPolicy:
+    """A LeRobot policy (ACT, diffusion) with its pre- and post-processors, producing actions of the task."""
+
+    def __init__(self, path: Path, task: TaskSpec) -> None:
+        from lerobot.configs.policies import PreTrainedConfig
+        from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+
+        self.path = find_pretrained_model(path)
+        self.task = task
+        config = PreTrainedConfig.from_pretrained(self.path)
+        expected = len(environment_state_names(task))
+        got = config.input_features[ENV_STATE].shape[0] if ENV_STATE in config.input_features else None
+        if got != expected:
+            raise PolicyError(
+                f"{self.path / 'config.json'}: input_features: {ENV_STATE} has {got} values, "
+                f"task {task.name} provides {expected}: the policy was trained for another task"
+            )
+        # Rollouts run on the CPU; a checkpoint trained on a GPU keeps "cuda" in its processors otherwise.
+        config.device = "cpu"
+        self.policy = get_policy_class(config.type).from_pretrained(self.path, config=config)
+        self.policy.eval()
+        self.preprocess, self.postprocess = make_pre_post_processors(
+            config, pretrained_path=str(self.path), preprocessor_overrides={"device_processor": {"device": "cpu"}}
+        )
+        # Images at the size the policy was trained on: (channels, height, width) in its config.
+        cameras = {c: tuple(config.input_features[image_key(c)].shape[1:]) for c in CAMERAS
+                   if image_key(c) in config.input_features}
+        fields = ("joint_pos", "object_pos", "object_quat") + (("goal_pos",) if task.has_goal else ())
+        self.spec = PolicySpec("bc", task.name, task.description, fields, task.control_hz, cameras)
+        self.action_map = task.action_map()
+
+    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+        self.policy.reset()  # one queue for the whole batch: every episode restarts together
+
+    @torch.no_grad()
+    def joint_targets(self, observation: Observation) -> torch.Tensor:
+        """(N, 6) joint targets in rad for the observed state of every environment."""
+        batch = observation_batch(self.task, observation.state, observation.images)
+        action = self.postprocess(self.policy.select_action(self.preprocess(batch)))
+        return from_lerobot(action.float().cpu())
+
+    def act(self, observation: Observation) -> torch.Tensor:
+        return self.action_map.actions_for(self.joint_targets(observation), observation.servo_targets)
+
+    def close(self) -> None:
+        pass
+
+
+def residual_input(task: TaskSpec, observation: Observation, base_action: torch.Tensor) -> TensorDict:
+    """What the residual policy sees: the task's observations and the action the BC policy proposes."""
+    obs = torch.cat([observation_vector(observation.state, task.observations, task.episode_length), base_action], 1)
+    return TensorDict({"policy": obs}, batch_size=[obs.shape[0]])
+
+
+def compose(base_action: torch.Tensor, residual: torch.Tensor, scale: float) -> torch.Tensor:
+    """The finetuned action: the BC action plus the residual scaled by `scale`, within the action range.
+
+    The residual itself is not clipped: PPO's Gaussian may learn means beyond 1, i.e. corrections larger than
+    `scale`. On so101_lift it did, and clipping the trained residual to [-1, 1] cost 22 points of success.
+    """
+    return (base_action + scale * residual).clamp(-1.0, 1.0)
+
+
+class ResidualPolicy:
+    """A finetuned policy: the frozen BC policy's action plus a small learned correction."""
+
+    def __init__(self, path: Path, task: TaskSpec) -> None:
+        from robosmith.train.ppo import build_actor, load_run
+
+        info = json.loads((path / RESIDUAL_FILE).read_text())
+        if info.get("task") != task.name:
+            raise PolicyError(f"{path / RESIDUAL_FILE}: task: the residual was trained on {info.get('task')}, "
+                              f"not {task.name}")
+        self.task, self.scale = task, float(info["scale"])
+        self.base = LeRobotPolicy(path / LEROBOT_MODEL, task)
+        fields = tuple(dict.fromkeys(self.base.spec.state_fields + task.observations))
+        self.spec = PolicySpec("bc+residual", task.name, task.description, fields, task.control_hz,
+                               self.base.spec.cameras)
+        _, _, cfg, checkpoint = load_run(path)
+        sizes = TensorDict({"policy": torch.zeros(1, observation_size(task.observations) + 6)}, batch_size=[1])
+        self.actor = build_actor(sizes, 6, cfg, checkpoint["actor_state_dict"])
+
+    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+        self.base.reset(env_ids)
+
+    @torch.no_grad()
+    def act(self, observation: Observation) -> torch.Tensor:
+        base = self.base.act(observation)
+        return compose(base, self.actor(residual_input(self.task, observation, base)), self.scale)
+
+    def close(self) -> None:
+        self.base.close()
+
+
+def load(path: Path, task: TaskSpec) -> LeRobotPolicy | ResidualPolicy | None:
+    """The `robosmith.policies` entry point: a finetuned folder, a LeRobot policy folder, or None."""
+    if (path / RESIDUAL_FILE).is_file():
+        return ResidualPolicy(path, task)
+    try:
+        find_pretrained_model(path)
+    except PolicyError:
+        return None
+    return LeRobotPolicy(path, task)

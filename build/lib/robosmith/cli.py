@@ -1,0 +1,604 @@
+"""The `robosmith` command. Thin: it parses, then calls functions the tests call too.
+
+Errors a user can fix derive from `robosmith.errors.RobosmithError`; they are caught here, in one place
+(`_Group.invoke`), and printed as one line. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from robosmith.errors import RobosmithError
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RobosmithError as e:
+            _fail(str(e))
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,
+                  help="Simulation-driven robot learning for the SO-101.")
+
+
+def _fail(message: str) -> None:
+    """Print one line and exit with status 2 (bad input)."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(2)
+
+
+def _checked_reward(reward: Path | None, spec) -> str:
+    """The reward body a command trains: `reward` (a file, a training run or an agent run) or the task's own.
+
+    It gets the static check of the agent's candidates; the caller trains it with their restricted loader.
+    """
+    from robosmith.reward.check import RewardRejected, check_static
+    from robosmith.runs import reward_body_from
+
+    if reward is not None and not reward.exists():
+        _fail(f"{reward}: no such reward file")
+    body = reward_body_from(reward) if reward else spec.reference_reward_body()
+    try:
+        check_static(body)
+    except RewardRejected as e:
+        _fail(f"{reward}: {e.reason}")
+    return body
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    reward: Annotated[Path | None, typer.Option(help="file defining compute_reward(s), a training run or an agent run")]
+    = None,
+    minutes: Annotated[float | None, typer.Option(help="wall-clock limit of training")] = None,
+    iterations: Annotated[int | None, typer.Option(help="PPO iterations at most")] = None,
+    num_envs: Annotated[int | None, typer.Option(help="parallel environments")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    eval_episodes: Annotated[int | None, typer.Option(help="episodes for the final evaluation")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>, see ROBOSMITH_RUNS)")]
+    = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Train a policy with PPO, then evaluate it and record a video."""
+    from robosmith.runs import new_run_dir
+    from robosmith.task import load_task
+    from robosmith.train.evaluate import evaluate_run
+    from robosmith.train.ppo import TrainSettings
+    from robosmith.train.ppo import train as train_policy
+
+    spec = load_task(task)
+    settings = TrainSettings.from_task(
+        spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,
+        eval_episodes=eval_episodes,
+    )
+    body = _checked_reward(reward, spec)
+    run_dir = out if out else new_run_dir(spec.name)
+    typer.echo(f"run folder: {run_dir}")
+    last = train_policy(spec, body, run_dir, settings, progress=progress)
+    typer.echo(
+        f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s"
+    )
+    result = evaluate_run(run_dir, episodes=settings.eval_episodes, progress=progress)
+    _print_eval(run_dir, result)
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[str, typer.Argument(help="run folder (path or name under runs/)")],
+    episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 100,
+    video_episodes: Annotated[int, typer.Option(help="episodes shown in eval.mp4")] = 4,
+    seed: Annotated[int, typer.Option()] = 12345,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Evaluate a run's latest checkpoint: success rate with a 95% interval, and a video."""
+    from robosmith.runs import resolve_run
+    from robosmith.train.evaluate import evaluate_run
+
+    run_dir = resolve_run(run)
+    result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress)
+    _print_eval(run_dir, result)
+
+
+def _print_eval(run_dir: Path, result: dict) -> None:
+    low, high = result["ci95"]
+    typer.echo(
+        f"{result['task']}: success {result['success_rate']:.1%} over {result['episodes']} episodes "
+        f"(95% CI {low:.1%}-{high:.1%})"
+    )
+    typer.echo(f"evaluation: {run_dir / 'eval.json'}")
+    if "video" in result:
+        typer.echo(f"video: {run_dir / result['video']}")
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="a task name or file, or a sentence: 'lift the cube 10 cm'")],
+    dry_run: Annotated[bool, typer.Option(help="choose and save the task, then stop")] = False,
+    candidates: Annotated[int, typer.Option(help="reward candidates per iteration")] = 4,
+    iterations: Annotated[int, typer.Option("--iterations", "--max-iterations", help="iterations at most")] = 3,
+    train_minutes: Annotated[float, typer.Option(help="training time per candidate")] = 5.0,
+    num_envs: Annotated[int | None, typer.Option(help="environments per candidate")] = None,
+    parallel: Annotated[int, typer.Option(help="candidates training at once (0: one per core)")] = 0,
+    max_hours: Annotated[float | None, typer.Option(help="wall-clock limit of the whole loop")] = None,
+    until: Annotated[str | None, typer.Option(help="stop after this local time, HH:MM (e.g. 07:30)")] = None,
+    review: Annotated[bool, typer.Option(help="pause after each iteration for `robosmith review`")] = False,
+    eval_episodes: Annotated[int, typer.Option()] = 100,
+    seed: Annotated[int, typer.Option()] = 0,
+    offline: Annotated[bool, typer.Option(help="use the offline proposer even if an LLM is configured")] = False,
+    llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="model name (or ROBOSMITH_LLM_MODEL)")] = None,
+    llm_temperature: Annotated[float | None, typer.Option()] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="stop when LLM calls have cost this much")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>, see ROBOSMITH_RUNS)")]
+    = None,
+    backend: Annotated[str, typer.Option(help="where candidates train: cpu, mjlab or isaaclab")] = "cpu",
+    mjlab_python: Annotated[Path | None, typer.Option(
+        help="mjlab's python (default: $ROBOSMITH_MJLAB_PYTHON, else ./.venv-mjlab)")] = None,
+    isaaclab_python: Annotated[Path | None, typer.Option(help="Isaac Lab's python, or isaaclab.sh")] = None,
+) -> None:
+    """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate."""
+    from robosmith.agent.llm import LLMClient, LLMConfig
+    from robosmith.agent.loop import LoopSettings, RewardLoop
+    from robosmith.agent.task_from_text import choose_task
+    from robosmith.runs import AgentRun, new_run_dir
+
+    llm = None if offline else LLMConfig.from_env(
+        base_url=llm_base_url, model=llm_model, temperature=llm_temperature, samples=candidates,
+        budget_usd=budget_usd,
+    )
+    llm = llm if llm and llm.configured else None
+    engine_python = _engine_python(backend, mjlab_python, isaaclab_python)
+    version = "3.0"
+    if backend == "isaaclab":
+        from robosmith.engines.launch import engine_command, isaaclab_version
+
+        version = isaaclab_version(engine_command(backend, engine_python))
+    settings = LoopSettings(
+        candidates=candidates, max_iterations=iterations, train_minutes=train_minutes, num_envs=num_envs,
+        parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
+        until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
+        isaaclab_version=version,
+    )
+    staging = out if out else new_run_dir("run")
+    client = LLMClient(llm, AgentRun(staging).llm_calls) if llm else None
+    choice = choose_task(task, client)
+    typer.echo(f"task: {choice.spec.name} ({choice.how}: {choice.why})")
+    if choice.spec.params:
+        typer.echo("parameters: " + ", ".join(f"{k}={v:g}" for k, v in choice.spec.params.items()))
+    typer.echo(f"success: {choice.spec.success}")
+    if out is None:  # name the folder after the task, now that it is known
+        named = staging.with_name(staging.name.removesuffix("-run") + f"-{choice.spec.name}")
+        staging = staging.rename(named) if not named.exists() else staging
+    loop = RewardLoop.create(staging, choice.spec, settings, llm, {"input": task, "how": choice.how, "why": choice.why})
+    typer.echo(f"run folder: {staging}  (task saved to task.yaml)")
+    if loop.client:
+        typer.echo(f"proposer: LLM {llm.model} at {llm.base_url or 'api.openai.com'}")
+    else:
+        typer.echo("proposer: offline (evolutionary search over the task's reward terms; no LLM configured)")
+    if dry_run:
+        return
+    _finish(loop, _interruptible(loop, resume=False))
+
+
+@app.command()
+def resume(run: Annotated[Path, typer.Argument(help="run folder of `robosmith run`")]) -> None:
+    """Continue a reward-design run that was killed or interrupted, from its last checkpoint."""
+    from robosmith.agent.loop import RewardLoop
+
+    loop = RewardLoop.open(_agent_run(run))
+    typer.echo(f"resuming {run} (proposer: {loop.proposer.name})")
+    _finish(loop, _interruptible(loop, resume=True))
+
+
+def _agent_run(run: Path) -> Path:
+    from robosmith.runs import AgentRun
+
+    if not AgentRun(run).run_info.is_file():
+        _fail(f"{run}: not a reward-design run (no {AgentRun.run_info})")
+    return run
+
+
+def _engine_python(backend: str, mjlab_python: Path | None, isaaclab_python: Path | None) -> str | None:
+    """The interpreter option that belongs to the backend; the other one given is a mistake, not a fallback."""
+    given = {"mjlab": mjlab_python, "isaaclab": isaaclab_python}
+    for name, path in given.items():
+        if path is not None and name != backend:
+            _fail(f"--{name}-python: given with --backend {backend}")
+    path = given.get(backend)
+    return str(path) if path is not None else None
+
+
+def _interruptible(loop, resume: bool) -> dict:
+    try:
+        return loop.run(resume=resume)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted; nothing finished is lost. Continue with: robosmith resume {loop.run_dir}", err=True)
+        raise typer.Exit(130) from None
+
+
+def _parse_until(text: str) -> float:
+    """The next moment the local clock shows HH:MM, as seconds since the epoch."""
+    import datetime as dt
+
+    try:
+        hour, minute = (int(x) for x in text.split(":"))
+        target = dt.datetime.now().replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        _fail(f"--until must be a time HH:MM, got {text!r}")
+    if target <= dt.datetime.now():
+        target += dt.timedelta(days=1)
+    return target.timestamp()
+
+
+def _finish(loop, state: dict) -> None:
+    from robosmith.runs import CandidateFolder
+
+    summary = loop.write_summary(state)
+    if state.get("paused_for_review"):
+        typer.echo(f"paused for review after iteration {state['iteration']}: robosmith review {loop.run_dir}")
+        typer.echo(f"report: {loop.files.report}")
+        return
+    typer.echo(f"stopped: {summary['stop_reason']}")
+    history = state.get("history", [])
+    typer.echo(f"tried {len(history)} candidates in {state.get('iteration', 0)} iterations: "
+               f"{sum(r['status'] == 'ok' for r in history)} trained, "
+               f"{sum(r['status'] == 'rejected' for r in history)} rejected, "
+               f"{sum(r['status'] not in ('ok', 'rejected') for r in history)} failed; "
+               f"LLM cost ${summary['llm_cost_usd']:.4f}")
+    best, reference = summary["best"], summary["reference"]
+    if best:
+        typer.echo(f"best: candidate {best['id']} with evaluation success {best['success_rate']:.0%}")
+        if reference and reference.get("success_rate") is not None:
+            typer.echo(f"the task's reference reward, trained the same way: {reference['success_rate']:.0%}")
+        typer.echo(f"best reward: {loop.run_dir / best['dir'] / 'reward.py'}")
+        video = CandidateFolder(loop.run_dir / best["dir"]).video
+        if video.is_file():
+            typer.echo(f"video: {video}")
+    else:
+        typer.echo("no candidate trained successfully")
+    typer.echo(f"summary: {loop.files.summary}")
+    typer.echo(f"report: {loop.files.report}")
+
+
+@app.command("review")
+def review_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder paused for review")],
+    approve: Annotated[str | None, typer.Option(help="candidate id to keep, e.g. 1.2")] = None,
+    reject: Annotated[bool, typer.Option(help="reject the iteration (needs --comment)")] = False,
+    comment: Annotated[str, typer.Option(help="feedback for the next proposals")] = "",
+    edit: Annotated[str | None, typer.Option(help="candidate id whose code you edit")] = None,
+    file: Annotated[Path | None, typer.Option(help="with --edit: the edited code (else $EDITOR opens)")] = None,
+) -> None:
+    """Show the paused iteration as diffs against the best reward, decide, and resume the loop."""
+    from robosmith.agent.loop import RewardLoop
+    from robosmith.agent.review import decide, review_screen
+
+    loop = RewardLoop.open(_agent_run(run))
+    state = loop.paused_state()
+    if state is None:
+        _fail(f"{run}: not waiting for review")
+    typer.echo(review_screen(loop, state, colour=sys.stdout.isatty()))
+    if approve:
+        decision = decide(loop, state, "approve", approve)
+    elif reject:
+        decision = decide(loop, state, "reject", comment=comment)
+    elif edit:
+        decision = decide(loop, state, "edit", edit, code=_edited_code(loop, state, edit, file))
+    elif sys.stdin.isatty():
+        decision = _ask(loop, state)
+    else:
+        typer.echo("no decision given: use --approve ID, --reject --comment TEXT or --edit ID --file F")
+        return
+    typer.echo(f"decision: {decision['action']} {decision.get('candidate', '')}".rstrip())
+    _finish(loop, loop.run(decision=decision))
+
+
+def _edited_code(loop, state: dict, candidate: str, file: Path | None) -> str:
+    from robosmith.runs import CandidateFolder
+
+    if file is not None:
+        if not file.is_file():
+            _fail(f"{file}: no such file")
+        return file.read_text()
+    record = next((r for r in loop.iteration_records(state) if r["id"] == candidate), None)
+    source = CandidateFolder(loop.folder(record)).reward_body if record else None
+    if source is None or not source.is_file():
+        _fail(f"no code for candidate {candidate}")
+    edited = typer.edit(source.read_text(), extension=".py")
+    if edited is None:
+        _fail("the editor was closed without saving")
+    return edited
+
+
+def _ask(loop, state: dict) -> dict:
+    from robosmith.agent.review import ReviewError, decide
+
+    while True:
+        answer = typer.prompt("decision [approve ID | reject COMMENT | edit ID]").strip()
+        verb, _, rest = answer.partition(" ")
+        try:
+            if verb == "approve":
+                return decide(loop, state, "approve", rest.strip())
+            if verb == "reject":
+                return decide(loop, state, "reject", comment=rest)
+            if verb == "edit":
+                return decide(loop, state, "edit", rest.strip(), code=_edited_code(loop, state, rest.strip(), None))
+        except ReviewError as e:
+            typer.echo(f"  {e}")
+            continue
+        typer.echo("  type approve, reject or edit")
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="run folder of `robosmith run`")]) -> None:
+    """Write the run's self-contained HTML report (opens from disk, offline)."""
+    from robosmith.report import write_report
+
+    typer.echo(f"report: {write_report(_agent_run(run))}")
+
+
+@app.command()
+def export(
+    source: Annotated[str, typer.Argument(help="an agent run, a training run, or a task name or file")],
+    target: Annotated[str, typer.Option(help="mjlab or isaaclab")],
+    out: Annotated[Path, typer.Option(help="folder the package is written into")],
+    candidate: Annotated[str | None, typer.Option(help="agent run candidate, e.g. 1.2 (default: best)")] = None,
+    isaaclab_version: Annotated[str, typer.Option(help="Isaac Lab the package is for: 2.3 or 3.0")] = "3.0",
+    randomize: Annotated[bool, typer.Option(help="add the task's domain randomization as reset events")] = False,
+    check: Annotated[bool, typer.Option(help="check every engine name it uses against the engine's wheel")] = True,
+) -> None:
+    """Write a task package for mjlab or Isaac Lab: env config, registration, rsl-rl config, the same reward."""
+    from robosmith.engines.export import ExportOptions, export_package, export_source
+    from robosmith.reward.check import RewardRejected, check_static
+
+    options = ExportOptions(target, isaaclab_version, randomize)
+    task, body, label = export_source(source, candidate)
+    try:
+        check_static(body)
+    except RewardRejected as e:
+        _fail(f"{source}: the reward does not pass the static check: {e.reason}")
+    package = export_package(task, body, out, dataclasses.replace(options, label=label))
+    typer.echo(f"{task.name} ({label}) for {options.flavour}: {package}")
+    if check:
+        from robosmith.engines.check import check_export
+
+        try:
+            results = check_export(package, options.flavour)
+        except RuntimeError as e:
+            _fail(f"could not fetch the engine's source for the check ({e}); --no-check skips it")
+        for requirement, problems in results.items():
+            typer.echo(f"checked against {requirement}: " + (f"{len(problems)} problems" if problems else "OK"))
+            for problem in problems:
+                typer.echo(f"  {problem}")
+        if any(results.values()):
+            raise typer.Exit(1)
+    typer.echo(f"train it:  cd {out} && <{target} python> -m {package.name}.train --run-dir DIR")
+
+
+@app.command("check-reward")
+def check_reward(
+    file: Annotated[Path, typer.Argument(help="a file defining compute_reward(s)")],
+    task: Annotated[str, typer.Option(help="task whose states the reward is tried on")] = "so101_reach",
+) -> None:
+    """Run the same checks as the agent loop on a reward file: OK, or the reason it is rejected."""
+    import tempfile
+
+    from robosmith.execution.smoke import validate_reward
+    from robosmith.reward.check import RewardRejected
+    from robosmith.task import load_task
+
+    if not file.is_file():
+        _fail(f"{file}: no such file")
+    spec = load_task(task)
+    with tempfile.TemporaryDirectory(prefix="robosmith-check-") as tmp:
+        try:
+            stats = validate_reward(file.read_text(), spec, Path(tmp))
+        except RewardRejected as e:
+            typer.echo(f"REJECTED ({e.stage} check): {e.reason}")
+            raise typer.Exit(1) from None
+    typer.echo("OK: " + ", ".join(sorted(stats.get("components", {}))))
+
+
+bc_app = typer.Typer(no_args_is_help=True, help="Behaviour cloning with LeRobot: collect, train, evaluate.")
+app.add_typer(bc_app, name="bc")
+
+
+@bc_app.command("collect")
+def bc_collect(
+    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    episodes: Annotated[int, typer.Option(help="successful demonstrations to record")] = 50,
+    out: Annotated[Path | None, typer.Option(help="dataset folder (default: runs/bc/<task>-demos-<N>)")] = None,
+    perfect: Annotated[bool, typer.Option(help="no human-like noise, pauses or fumbles")] = False,
+    images: Annotated[bool, typer.Option(help="render the front and wrist camera videos")] = True,
+    camera_size: Annotated[str, typer.Option(help="camera image size WIDTHxHEIGHT (LeRobot's SO-101 examples: "
+                                                  "640x480)")] = "640x480",
+    seed: Annotated[int, typer.Option()] = 0,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Record scripted demonstrations in simulation as a LeRobot dataset (v3.0)."""
+    from robosmith.bc.collect import collect
+    from robosmith.bc.demonstrator import DemoStyle
+    from robosmith.runs import runs_root
+    from robosmith.task import load_task
+
+    spec = load_task(task)
+    if episodes < 1:
+        _fail(f"--episodes must be >= 1, got {episodes}")
+    folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"
+    style = DemoStyle.perfect() if perfect else DemoStyle()
+    try:
+        info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress,
+                       image_size=_image_size(camera_size))
+    except (FileExistsError, RuntimeError) as e:
+        _fail(str(e))
+    typer.echo(
+        f"{info['episodes']} demonstrations in {folder} (the demonstrator succeeded in "
+        f"{info['demonstrator_success_rate']:.0%} of {info['attempts']} episodes; {info['wall_s']:.0f} s)"
+    )
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """(height, width) from WIDTHxHEIGHT."""
+    try:
+        width, height = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        _fail(f"--camera-size: WIDTHxHEIGHT such as 640x480, got {text!r}")
+    if not (16 <= width <= 4096 and 16 <= height <= 4096):
+        _fail(f"--camera-size: {text} is outside 16x16 to 4096x4096")
+    return height, width
+
+
+@bc_app.command("train")
+def bc_train(
+    dataset: Annotated[Path, typer.Argument(help="LeRobot dataset folder (from `robosmith bc collect`)")],
+    policy: Annotated[str, typer.Option(help="act or diffusion")] = "act",
+    inputs: Annotated[str, typer.Option(help="state (CPU default) or images (front and wrist cameras)")] = "state",
+    steps: Annotated[int, typer.Option(help="training steps")] = 4000,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-4,
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps")] = "cpu",
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: runs/bc/<dataset>-<policy>)")] = None,
+) -> None:
+    """Train a LeRobot policy with lerobot-train, offline. Run it again to resume a stopped training."""
+    from robosmith.bc.train import BCTrainSettings, train_bc
+
+    settings = BCTrainSettings(policy=policy, inputs=inputs, steps=steps, batch_size=batch_size,
+                               learning_rate=lr, device=device, seed=seed)
+    folder = out or dataset.parent / f"{dataset.name}-{policy}-{inputs}"
+    try:
+        checkpoint = train_bc(dataset, folder, settings)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    except subprocess.CalledProcessError as e:
+        _fail(f"lerobot-train stopped (exit code {e.returncode}); run the same command again to resume")
+    typer.echo(f"LeRobot checkpoint: {checkpoint}")
+
+
+@bc_app.command("eval")
+def bc_eval(
+    checkpoint: Annotated[Path, typer.Argument(help="`bc train` or `finetune` folder, or a LeRobot pretrained_model")],
+    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 100,
+    video_episodes: Annotated[int, typer.Option(help="episodes shown in eval.mp4")] = 4,
+    seed: Annotated[int, typer.Option()] = 12345,
+    out: Annotated[Path | None, typer.Option(help="folder for eval.json and eval.mp4 (default: CHECKPOINT/eval)")]
+    = None,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Roll a LeRobot policy (or its finetuned version) out in simulation: success with a 95% interval."""
+    from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.task import load_task
+
+    folder = out or checkpoint / "eval"
+    result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress)
+    _print_eval(folder, result)
+
+
+@app.command()
+def finetune(
+    checkpoint: Annotated[Path, typer.Argument(help="`bc train` folder or LeRobot pretrained_model of the BC policy")],
+    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    reward: Annotated[Path | None, typer.Option(help="reward file, training run or agent run (default: the task's)")]
+    = None,
+    minutes: Annotated[float, typer.Option(help="wall-clock limit of RL")] = 20.0,
+    num_envs: Annotated[int | None, typer.Option(help="parallel environments (default: the task's)")] = None,
+    residual_scale: Annotated[
+        float, typer.Option(help="scale of the correction, as a fraction of the action range (0.1: 0.15 rad)")
+    ] = 0.1,
+    seed: Annotated[int | None, typer.Option()] = None,
+    eval_episodes: Annotated[int, typer.Option(help="episodes for the final evaluation")] = 100,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: runs/<time>-<task>-finetune)")] = None,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Improve a BC policy with RL in simulation: PPO trains a residual on top of the frozen BC policy."""
+    from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.bc.finetune import ResidualSettings
+    from robosmith.bc.finetune import finetune as finetune_policy
+    from robosmith.runs import new_run_dir
+    from robosmith.task import load_task
+    from robosmith.train.ppo import TrainSettings
+
+    spec = load_task(task)
+    settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
+                                       seed=seed, eval_episodes=eval_episodes)
+    residual = ResidualSettings(scale=residual_scale)
+    body = _checked_reward(reward, spec)
+    folder = out or new_run_dir(f"{spec.name}-finetune")
+    typer.echo(f"finetune folder: {folder}")
+    try:
+        last = finetune_policy(checkpoint, spec, folder, settings, residual, body, progress=progress)
+    except FileExistsError as e:
+        _fail(str(e))
+    typer.echo(f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s")
+    result = evaluate_bc(folder, spec, folder / "eval", eval_episodes, progress=progress)
+    _print_eval(folder / "eval", result)
+
+
+@app.command()
+def bench(
+    task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",
+    num_envs: Annotated[int, typer.Option()] = 256,
+    steps: Annotated[int, typer.Option(help="control steps per measurement")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Env steps/s of the batched env (with observations and reward) against raw MuJoCo stepping."""
+    from robosmith.bench import run_bench
+    from robosmith.task import load_task
+
+    spec = load_task(task)
+    result = run_bench(spec, num_envs=num_envs, control_steps=steps)
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:>28}: {value}")
+
+
+@app.command("bench-train")
+def bench_train(
+    task: Annotated[str, typer.Option(help="task whose reference reward is trained")] = "so101_reach",
+    backends: Annotated[str, typer.Option(help="comma-separated: cpu, mjlab, isaaclab")] = "cpu,mjlab",
+    num_envs: Annotated[int, typer.Option()] = 256,
+    minutes: Annotated[float, typer.Option(help="training time per backend")] = 5.0,
+    eval_episodes: Annotated[int, typer.Option()] = 100,
+    mjlab_python: Annotated[Path | None, typer.Option(
+        help="mjlab's python (default: $ROBOSMITH_MJLAB_PYTHON, else ./.venv-mjlab)")] = None,
+    isaaclab_python: Annotated[Path | None, typer.Option(help="Isaac Lab's python, or isaaclab.sh")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the runs (default: runs/<time>-bench-train)")] = None,
+) -> None:
+    """Train the same reward on each backend in turn: env steps/s, time to the success target, ratios (JSON)."""
+    from robosmith.bench import training_bench
+    from robosmith.runs import new_run_dir
+    from robosmith.task import load_task
+
+    spec = load_task(task)
+    out = out or new_run_dir("bench-train")
+    results = []
+    for backend in [b.strip() for b in backends.split(",") if b.strip()]:
+        python = {"mjlab": mjlab_python, "isaaclab": isaaclab_python}.get(backend)
+        typer.echo(f"training {spec.name} on {backend} for {minutes:g} min ...", err=True)
+        results.append(training_bench(spec, backend, num_envs, minutes, out, python and str(python), eval_episodes))
+    if len(results) > 1:
+        base = results[0]["env_steps_per_s"] or 1
+        for r in results:
+            r[f"env_steps_per_s_ratio_to_{results[0]['backend']}"] = round(r["env_steps_per_s"] / base, 3)
+    json.dump(results, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    (out / "bench_train.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The MuJoCo CPU backend: task scenes, N environments stepped together, offscreen rendering."""

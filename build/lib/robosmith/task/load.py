@@ -1,0 +1,289 @@
+"""Loading task specs from YAML (the library ships in `robosmith/task/tasks/`), validated once, here.
+
+A malformed file stops with one line naming the file and the field (`TaskError`). Everything downstream
+(environment, trainer, agent) receives a validated `TaskSpec` and never re-checks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from robosmith.contract.actions import ACTION_MODES
+from robosmith.contract.state import FIELD_DOCS, OBJECT_FIELDS, SimState
+from robosmith.errors import RobosmithError
+from robosmith.reward.load import load_reward
+from robosmith.reward.terms import RewardTerm, terms_to_body
+from robosmith.robot.params import PARAMS, ParamError, RobotParams
+from robosmith.task.spec import DRParam, PPOConfig, ResetConfig, SceneConfig, TaskSpec, TrainDefaults
+
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+
+
+class TaskError(RobosmithError, ValueError):
+    """A task file that does not describe a valid task. The message names the file and the field."""
+
+
+# ------------------------------------------------------------------------------------------- loading
+def available_tasks() -> list[str]:
+    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
+
+
+def resolve_task_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise TaskError(f"{path}: no such task file")
+        return path
+    path = TASKS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise TaskError(f"unknown task {str(name_or_path)!r}; known: {', '.join(available_tasks())}")
+    return path
+
+
+def load_task(name_or_path: str | Path, params: dict[str, float] | None = None) -> TaskSpec:
+    """A task from the library or a file; `params` override the task's own parameter defaults."""
+    path = resolve_task_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise TaskError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if params and isinstance(raw, dict):
+        known = raw.get("params") or {}
+        for key, value in params.items():
+            if key not in known:
+                raise TaskError(f"{path}: params.{key}: unknown parameter; known: {', '.join(known) or 'none'}")
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise TaskError(f"{path}: params.{key}: must be a number, got {value!r}")
+        raw = {**raw, "params": {**known, **params}}
+    return task_from_dict(raw, path)
+
+
+def substitute_params(expr: str, params: dict[str, float]) -> str:
+    """Write task parameters into an expression; other `{name}` fields (a term's own) are left alone."""
+    return re.sub(r"\{(\w+)\}", lambda m: repr(float(params[m[1]])) if m[1] in params else m[0], expr)
+
+
+def task_from_dict(raw: Any, source: Path | None = None) -> TaskSpec:
+    where = str(source) if source else "<task>"
+    if not isinstance(raw, dict):
+        raise TaskError(f"{where}: a task file is a mapping of fields")
+    return _Parser(where).task(raw, source)
+
+
+class _Parser:
+    """Builds typed configs from raw YAML, raising TaskError('<file>: <field>: <problem>')."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, fieldname: str, problem: str) -> TaskError:
+        return TaskError(f"{self.where}: {fieldname}: {problem}")
+
+    def dataclass_from(self, cls: type, raw: Any, fieldname: str, **fixed: Any) -> Any:
+        """Instantiate a dataclass from a mapping; unknown keys and bad values name the field."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise self.fail(fieldname, "must be a mapping")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                raise self.fail(f"{fieldname}.{key}", f"unknown key; known: {', '.join(sorted(known))}")
+            if key in fixed:
+                continue
+            kwargs[key] = self.typed(value, known[key], f"{fieldname}.{key}")
+        try:
+            return cls(**fixed, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise self.fail(fieldname, str(e)) from None
+
+    def typed(self, value: Any, f: dataclasses.Field, fieldname: str) -> Any:
+        """Check a value against a dataclass field's declared scalar type; lists become tuples."""
+        kind = str(f.type)
+        if kind.startswith("tuple") and isinstance(value, list):
+            return tuple(value)
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        expected = {"str": str, "float": float, "int": int, "bool": bool}.get(kind)
+        if kind.startswith("dict"):
+            expected = dict
+        if expected is not None and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
+            raise self.fail(fieldname, f"expected {kind}, got {value!r}")
+        return value
+
+    def task(self, raw: dict, source: Path | None) -> TaskSpec:
+        spec_fields = {f.name for f in dataclasses.fields(TaskSpec)} - {"source"}
+        for key in raw:
+            if key not in spec_fields:
+                raise self.fail(key, f"unknown key; known: {', '.join(sorted(spec_fields))}")
+        required = ("name", "description", "episode_length", "control_hz", "success", "reward", "observations")
+        for key in required:
+            if key not in raw:
+                raise self.fail(key, "missing")
+
+        name, description = raw["name"], raw["description"]
+        for key in ("name", "description", "success"):
+            if not isinstance(raw[key], str) or not raw[key].strip():
+                raise self.fail(key, "must be a non-empty string")
+        episode_length = raw["episode_length"]
+        if not isinstance(episode_length, int) or episode_length < 1:
+            raise self.fail("episode_length", f"must be a whole number of control steps >= 1, got {episode_length!r}")
+        control_hz = raw["control_hz"]
+        if not isinstance(control_hz, (int, float)) or not 1 <= control_hz <= 500:
+            raise self.fail("control_hz", f"must be a number in [1, 500], got {control_hz!r}")
+        success_target = raw.get("success_target", 0.95)
+        if not isinstance(success_target, (int, float)) or not 0 < success_target <= 1:
+            raise self.fail("success_target", f"must be in (0, 1], got {success_target!r}")
+
+        params = raw.get("params") or {}
+        if not isinstance(params, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()
+        ):
+            raise self.fail("params", "must map names to numbers")
+        params = {str(k): float(v) for k, v in params.items()}
+        scene = self.scene(raw.get("scene"))
+        observations = self.observations(raw["observations"], scene)
+        train = self.train_defaults(raw.get("train"))
+        spec = TaskSpec(
+            name=name,
+            description=description.strip(),
+            scene=scene,
+            episode_length=episode_length,
+            control_hz=float(control_hz),
+            success=substitute_params(raw["success"].strip(), params),
+            success_target=float(success_target),
+            params=params,
+            observations=observations,
+            reward=self.reward_terms(raw["reward"], params),
+            reset=self.dataclass_from(ResetConfig, raw.get("reset"), "reset"),
+            action_mode=raw.get("action_mode", "delta"),
+            action_scale=float(raw.get("action_scale", 0.1)),
+            obs_noise=self.obs_noise(raw.get("obs_noise"), observations),
+            domain_randomization=self.dr_params(raw.get("domain_randomization")),
+            train=train,
+            source=source,
+        )
+        if spec.action_mode not in ACTION_MODES:
+            raise self.fail("action_mode", f"must be one of {', '.join(ACTION_MODES)}, got {spec.action_mode!r}")
+        if round(1.0 / (spec.control_hz * scene.timestep)) * scene.timestep * spec.control_hz - 1 > 1e-6:
+            raise self.fail("control_hz", f"must divide 1/scene.timestep = {1 / scene.timestep:g} Hz evenly")
+        self.check_expressions(spec)
+        return spec
+
+    def scene(self, raw: Any) -> SceneConfig:
+        raw = dict(raw or {})
+        robot = raw.pop("robot", None) or {}
+        if not isinstance(robot, dict):
+            raise self.fail("scene.robot", "must map physical parameters to values")
+        known = {f.name for f in dataclasses.fields(RobotParams)}
+        for key in robot:
+            if key not in known:
+                raise self.fail(f"scene.robot.{key}", f"unknown key; known: {', '.join(sorted(known))}")
+        try:
+            params = RobotParams(**robot)
+        except ParamError as e:
+            raise TaskError(f"{self.where}: {e}") from None
+        return self.dataclass_from(SceneConfig, raw, "scene", robot=params)
+
+    def observations(self, raw: Any, scene: SceneConfig) -> tuple[str, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("observations", "must be a non-empty list of SimState fields")
+        for name in raw:
+            if name not in FIELD_DOCS:
+                raise self.fail("observations", f"{name!r} is not a SimState field; fields: {', '.join(FIELD_DOCS)}")
+            if name in OBJECT_FIELDS and not scene.cube:
+                raise self.fail("observations", f"{name!r} needs a cube in the scene (scene.cube: true)")
+        return tuple(raw)
+
+    def obs_noise(self, raw: Any, observations: tuple[str, ...]) -> dict[str, float]:
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise self.fail("obs_noise", "must map SimState fields to noise std")
+        for name, std in raw.items():
+            if name not in observations:
+                raise self.fail(f"obs_noise.{name}", "not among the task's observations")
+            if not isinstance(std, (int, float)) or std < 0:
+                raise self.fail(f"obs_noise.{name}", f"must be a std >= 0, got {std!r}")
+        return {k: float(v) for k, v in raw.items()}
+
+    def reward_terms(self, raw: Any, task_params: dict[str, float]) -> tuple[RewardTerm, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("reward", "must be a non-empty list of terms (name, weight, expr, params)")
+        terms, names = [], set()
+        for i, item in enumerate(raw):
+            term = self.dataclass_from(RewardTerm, item, f"reward[{i}]")
+            term = dataclasses.replace(term, expr=substitute_params(term.expr, task_params))
+            if term.name in names:
+                raise self.fail(f"reward[{i}].name", f"duplicate term {term.name!r}")
+            names.add(term.name)
+            terms.append(term)
+        return tuple(terms)
+
+    def dr_params(self, raw: Any) -> tuple[DRParam, ...]:
+        raw = raw or []
+        if not isinstance(raw, list):
+            raise self.fail("domain_randomization", "must be a list of {name, nominal, bounds}")
+        out = []
+        for i, item in enumerate(raw):
+            where = f"domain_randomization[{i}]"
+            if not isinstance(item, dict) or set(item) != {"name", "nominal", "bounds"}:
+                raise self.fail(where, "needs exactly the keys name, nominal, bounds")
+            if item["name"] not in PARAMS:
+                raise self.fail(f"{where}.name", f"unknown parameter; known: {', '.join(PARAMS)}")
+            entry = PARAMS[item["name"]]
+            bounds = item["bounds"]
+            if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)):
+                raise self.fail(f"{where}.bounds", "must be [low, high]")
+            low, high, nominal = float(bounds[0]), float(bounds[1]), item["nominal"]
+            if not entry.low <= low <= high <= entry.high:
+                raise self.fail(f"{where}.bounds", f"[{low:g}, {high:g}] must be an interval within the physical "
+                                f"bounds of {entry.name}, [{entry.low:g}, {entry.high:g}] {entry.unit}")
+            if not isinstance(nominal, (int, float)) or not low <= nominal <= high:
+                raise self.fail(f"{where}.nominal", f"must lie within bounds [{low}, {high}]")
+            out.append(DRParam(item["name"], float(nominal), low, high))
+        return tuple(out)
+
+    def train_defaults(self, raw: Any) -> TrainDefaults:
+        raw = dict(raw or {})
+        ppo = self.dataclass_from(PPOConfig, raw.pop("ppo", None), "train.ppo")
+        if "hidden_dims" in raw and isinstance(raw["hidden_dims"], list):
+            raw["hidden_dims"] = tuple(raw["hidden_dims"])
+        return self.dataclass_from(TrainDefaults, raw, "train", ppo=ppo)
+
+    def check_expressions(self, spec: TaskSpec) -> None:
+        """Evaluate success and reward on a state of the right shapes: typos surface now, not mid-training."""
+        state = SimState.zeros(4, has_object=spec.scene.cube, has_goal=spec.has_goal)
+        try:
+            ok = eval_success(spec.success, state)
+        except Exception as e:  # noqa: BLE001 - any failure of the expression is the file's fault
+            raise self.fail("success", f"does not evaluate: {type(e).__name__}: {e}") from None
+        if ok.shape != (4,):
+            raise self.fail("success", f"must give one bool per environment, got shape {tuple(ok.shape)}")
+        for i, term in enumerate(spec.reward):
+            try:
+                fn = load_reward(terms_to_body((term,)))
+                total, _ = fn(state)
+            except Exception as e:  # noqa: BLE001
+                raise self.fail(f"reward[{i}].expr", f"does not evaluate: {type(e).__name__}: {e}") from None
+            if total.shape != (4,) or not bool(torch.isfinite(total).all()):
+                raise self.fail(f"reward[{i}].expr", f"must give one finite value per environment, got {total}")
+
+
+@functools.cache
+def _compiled(expr: str) -> Any:
+    return compile(expr, "<success>", "eval")
+
+
+def eval_success(expr: str, s: SimState) -> torch.Tensor:
+    """Evaluate a task's success expression (trusted: it comes from our task files) to a bool tensor (N,)."""
+    value = eval(_compiled(expr), {"torch": torch, "math": math}, {"s": s})  # noqa: S307 - compiled once
+    return torch.as_tensor(value).to(torch.bool).reshape(-1)

@@ -1,0 +1,149 @@
+"""Task specs: what a task is, as typed data. `robosmith.task.load` builds them from YAML and validates them once.
+
+Everything downstream (simulator, trainer, agent, deployment) receives a validated `TaskSpec` and never
+re-checks it. Lengths in m, angles in rad, masses in kg, times in s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robosmith.contract.actions import ActionMap
+from robosmith.reward.terms import RewardTerm, terms_to_body
+from robosmith.robot.params import RobotParams
+from robosmith.robot.so101 import joint_limits
+
+Range = tuple[float, float]
+
+
+@dataclass
+class SceneConfig:
+    """What stands on the table. Lengths in m, masses in kg."""
+
+    cube: bool = False
+    cube_size: float = 0.025  # edge length
+    cube_mass: float = 0.03
+    cube_friction: float = 1.0
+    goal_marker: str = "point"  # "point" (a small sphere), "zone" (a flat disc) or "none"
+    goal_radius: float = 0.02
+    timestep: float = 1 / 240  # s; 8 physics steps per control step at 30 Hz
+    robot: RobotParams = field(default_factory=RobotParams)
+
+    def __post_init__(self) -> None:
+        if self.goal_marker not in ("point", "zone", "none"):
+            raise ValueError(f"goal_marker must be point, zone or none, got {self.goal_marker!r}")
+        if not 0.01 <= self.cube_size <= 0.06:
+            raise ValueError(f"cube_size must be within [0.01, 0.06] m, got {self.cube_size}")
+        if not 0.0005 <= self.timestep <= 0.01:
+            raise ValueError(f"timestep must be within [0.0005, 0.01] s, got {self.timestep}")
+
+
+@dataclass
+class ResetConfig:
+    """Initial-state distribution, sampled uniformly at each reset. Angles in rad, lengths in m."""
+
+    home: tuple[float, ...] = (0.0, -0.4, 0.25, 1.3, 0.0, 0.5)
+    joint_noise: float = 0.1
+    object_x: Range = (0.2, 0.3)
+    object_y: Range = (-0.08, 0.08)
+    object_yaw: Range = (-0.5, 0.5)
+    goal_x: Range = (0.15, 0.3)
+    goal_y: Range = (-0.15, 0.15)
+    goal_z: Range = (0.05, 0.25)
+    # Horizontal distance the goal keeps from the object; resampled until met (pick-and-place zones that
+    # start under the cube would make the task solved before it begins).
+    goal_min_distance: float = 0.0
+
+
+@dataclass
+class DRParam:
+    """A registry parameter domain randomization varies: its nominal value and the range it is sampled in."""
+
+    name: str
+    nominal: float
+    low: float
+    high: float
+
+
+@dataclass
+class PPOConfig:
+    """rsl-rl PPO hyper-parameters (names as rsl-rl's PPO takes them)."""
+
+    num_learning_epochs: int = 5
+    num_mini_batches: int = 4
+    clip_param: float = 0.2
+    gamma: float = 0.99
+    lam: float = 0.95
+    value_loss_coef: float = 1.0
+    entropy_coef: float = 0.005
+    learning_rate: float = 1e-3
+    max_grad_norm: float = 1.0
+    schedule: str = "adaptive"
+    desired_kl: float = 0.01
+
+
+@dataclass
+class TrainDefaults:
+    num_envs: int = 256
+    steps_per_iteration: int = 24  # control steps each environment collects per PPO update
+    max_iterations: int = 300
+    max_minutes: float = 5.0
+    hidden_dims: tuple[int, ...] = (128, 128)
+    init_noise_std: float = 1.0
+    eval_episodes: int = 100
+    seed: int = 0
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    description: str
+    scene: SceneConfig
+    episode_length: int
+    control_hz: float
+    success: str  # expression over SimState `s`, true where an episode has succeeded; checked at its end
+    success_target: float  # evaluation success rate at which the task counts as solved
+    params: dict[str, float]  # named numbers the task's expressions use as `{name}` (a sentence may set them)
+    observations: tuple[str, ...]  # SimState fields the policy sees
+    reward: tuple[RewardTerm, ...]  # the reference reward, written by us
+    reset: ResetConfig
+    action_mode: str
+    action_scale: float
+    obs_noise: dict[str, float]
+    domain_randomization: tuple[DRParam, ...]
+    train: TrainDefaults
+    source: Path | None = None
+
+    @property
+    def has_goal(self) -> bool:
+        return self.scene.goal_marker != "none"
+
+    def action_map(self) -> ActionMap:
+        """How this task's actions become servo targets (the same mapping in simulation and on the arm)."""
+        low, high = joint_limits()
+        return ActionMap(self.action_mode, self.action_scale, tuple(self.reset.home), low, high)
+
+    def reference_reward_body(self) -> str:
+        return terms_to_body(self.reward)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as saved into a run folder; `task_from_dict` reads it back."""
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        out["domain_randomization"] = [
+            {"name": p.name, "nominal": p.nominal, "bounds": [p.low, p.high]} for p in self.domain_randomization
+        ]
+        return _lists(out)
+
+
+def _lists(value: Any) -> Any:
+    """Tuples to lists, recursively: the dict is then exactly what YAML or JSON would give back."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value

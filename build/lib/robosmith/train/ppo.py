@@ -1,0 +1,215 @@
+"""PPO training of one reward on one task, with rsl-rl's PPO, in a loop you can read top to bottom.
+
+We drive rsl-rl's `PPO` ourselves rather than through its `OnPolicyRunner` so that a run stops on a time
+limit, writes metrics.jsonl as it goes (the agent reads that file, never stdout), and shows a progress bar.
+A run folder (robosmith.runs.TrainingRun) holds: config.json, reward.py, metrics.jsonl, checkpoints/, eval.json,
+eval.mp4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rsl_rl.algorithms import PPO
+from rsl_rl.env import VecEnv
+from rsl_rl.models import MLPModel
+from tensordict import TensorDict
+from tqdm import tqdm
+
+from robosmith.contract.metrics import metrics_row
+from robosmith.errors import ConfigError
+from robosmith.reward.load import RewardFn, load_reward
+from robosmith.runs import RunError, TrainingRun, write_json
+from robosmith.task import TaskSpec, task_from_dict
+from robosmith.tracking import start_tracking
+from robosmith.train.env import TaskEnv
+
+CHECKPOINT_EVERY_S = 60.0
+
+
+@dataclass
+class TrainSettings:
+    """What one training run does; defaults come from the task's `train` section."""
+
+    num_envs: int
+    steps_per_iteration: int
+    max_iterations: int
+    max_minutes: float
+    seed: int
+    eval_episodes: int
+    video_episodes: int = 4
+
+    @staticmethod
+    def from_task(task: TaskSpec, **overrides: float | int | None) -> TrainSettings:
+        t = task.train
+        settings = TrainSettings(
+            num_envs=t.num_envs,
+            steps_per_iteration=t.steps_per_iteration,
+            max_iterations=t.max_iterations,
+            max_minutes=t.max_minutes,
+            seed=t.seed,
+            eval_episodes=t.eval_episodes,
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(settings, key, type(getattr(settings, key))(value))
+        for key in ("num_envs", "steps_per_iteration", "max_iterations", "eval_episodes"):
+            if getattr(settings, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(settings, key)}")
+        if settings.max_minutes <= 0:
+            raise ConfigError(f"max_minutes must be > 0, got {settings.max_minutes}")
+        return settings
+
+
+def rsl_config(task: TaskSpec, steps_per_iteration: int) -> dict:
+    """The configuration dict rsl-rl's PPO.construct_algorithm expects."""
+    t = task.train
+    model = {
+        "class_name": "MLPModel",
+        "hidden_dims": list(t.hidden_dims),
+        "activation": "elu",
+        "obs_normalization": True,
+    }
+    return {
+        "algorithm": {"class_name": "PPO", **dataclasses.asdict(t.ppo)},
+        "actor": {
+            **model,
+            "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": t.init_noise_std},
+        },
+        "critic": dict(model),
+        "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+        "num_steps_per_env": steps_per_iteration,
+        "multi_gpu": None,
+    }
+
+
+def build_ppo(env: TaskEnv, cfg: dict) -> PPO:
+    with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints the networks; the run folder has the config
+        return PPO.construct_algorithm(env.get_observations(), env, cfg, "cpu")
+
+
+def build_actor(obs: TensorDict, num_actions: int, cfg: dict, state_dict: dict) -> MLPModel:
+    """The trained policy network alone, for evaluation and export; `obs` gives the input sizes."""
+    actor_cfg = {k: v for k, v in cfg["actor"].items() if k != "class_name"}
+    actor = MLPModel(obs, cfg["obs_groups"], "actor", num_actions, **actor_cfg)
+    actor.load_state_dict(state_dict)
+    return actor.eval()
+
+
+def train(
+    task: TaskSpec,
+    reward_body: str,
+    run_dir: Path,
+    settings: TrainSettings,
+    progress: bool = True,
+    reward_loader: Callable[[str], RewardFn] = load_reward,
+    threads: int | None = None,
+    tracking_group: str | None = None,
+    make_env: Callable[[TaskEnv], VecEnv] | None = None,
+    stagger: bool = True,
+    init_policy: Callable[[PPO], None] | None = None,
+) -> dict:
+    """Train a policy for `task` with `reward_body`; returns the final metrics row.
+
+    `reward_loader` turns the body into a function (the one checked loader unless a test says otherwise).
+    `make_env` wraps the task's environment (finetuning a BC policy trains a residual on top of it);
+    `stagger=False` keeps all episodes in lockstep instead of spreading their starts (a BC policy's action
+    queue is shared by all environments). `init_policy` may change the freshly built networks.
+    """
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(settings.seed)
+    run = TrainingRun(run_dir)
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    run.reward.write_text(reward_body)
+    cfg = rsl_config(task, settings.steps_per_iteration)
+    config = {
+        "task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg,
+        "reward_file": TrainingRun.reward,
+    }
+    write_json(run.config, config)
+
+    env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads)
+    if stagger:
+        # Staggered episode starts keep resets (and success statistics) spread over every iteration.
+        env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
+    if make_env is not None:
+        env = make_env(env)
+    ppo = build_ppo(env, cfg)
+    if init_policy is not None:
+        init_policy(ppo)
+    ppo.train_mode()
+
+    started = time.monotonic()
+    deadline = started + 60.0 * settings.max_minutes
+    last_checkpoint = started
+    total_steps = 0
+    row: dict = {}
+    obs = env.get_observations()
+    tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", {"task": task.name, **config}, tracking_group)
+    bar = tqdm(total=settings.max_iterations, desc=f"train {task.name}", unit="it", disable=not progress)
+    with run.metrics.open("a") as metrics:
+        for iteration in range(settings.max_iterations):
+            t0 = time.monotonic()
+            with torch.inference_mode():
+                for _ in range(settings.steps_per_iteration):
+                    actions = ppo.act(obs)
+                    obs, rewards, dones, extras = env.step(actions)
+                    ppo.process_env_step(obs, rewards, dones, extras)
+                ppo.compute_returns(obs)
+            t1 = time.monotonic()
+            losses = ppo.update()
+            t2 = time.monotonic()
+
+            steps, summary = env.pop_stats()
+            total_steps += steps
+            row = metrics_row(iteration, total_steps, t2 - started, steps, t1 - t0, t2 - t1, summary,
+                              float(ppo.get_policy().output_std.detach().mean()), losses)
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+            tracker.log(row, step=iteration)
+            bar.update(1)
+            if row["success_rate"] is not None:
+                bar.set_postfix(success=f"{row['success_rate']:.2f}", reward=f"{row['mean_reward']:.3f}")
+
+            now = time.monotonic()
+            out_of_time = now >= deadline
+            if now - last_checkpoint >= CHECKPOINT_EVERY_S or out_of_time or iteration == settings.max_iterations - 1:
+                save_checkpoint(run_dir, ppo, cfg, iteration, total_steps)
+                last_checkpoint = now
+            if out_of_time:
+                break
+    bar.close()
+    tracker.finish()
+    env.close()
+    return row
+
+
+def save_checkpoint(run_dir: Path, ppo: PPO, cfg: dict, iteration: int, env_steps: int) -> Path:
+    path = TrainingRun(run_dir).checkpoint
+    tmp = path.with_suffix(".tmp")
+    torch.save({**ppo.save(), "iteration": iteration, "env_steps": env_steps, "rsl_rl": cfg}, tmp)
+    tmp.replace(path)  # atomic: a kill mid-write keeps the previous checkpoint
+    return path
+
+
+def load_run(run_dir: Path) -> tuple[TaskSpec, str, dict, dict]:
+    """(task, reward body, rsl-rl config, checkpoint) of a finished or interrupted run."""
+    run = TrainingRun(run_dir)
+    ckpt_path = run.checkpoint
+    if not ckpt_path.is_file():
+        raise RunError(f"{run_dir}: no checkpoint ({TrainingRun.checkpoint}); the run stopped before its first save")
+    config = json.loads(run.config.read_text())
+    task = task_from_dict(config["task"], run.config)
+    reward_body = (run_dir / config["reward_file"]).read_text()
+    checkpoint = torch.load(ckpt_path, weights_only=False, map_location="cpu")
+    return task, reward_body, checkpoint["rsl_rl"], checkpoint
