@@ -18,6 +18,7 @@ import mujoco.rollout
 import numpy as np
 import torch
 
+from robosmith.contract.reward_call import call_reward
 from robosmith.reward.load import load_reward
 from robosmith.sim.batched_env import STATE_SPEC
 from robosmith.task import TaskSpec
@@ -73,13 +74,27 @@ def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, rep
                 mujoco.mj_step(model, d)
         return k * control_steps / (time.perf_counter() - t)
 
+    # The reward's guard (a copy of the state, version counters, the output check) against calling it bare, on
+    # the same state: its cost per control step, as a fraction of a guarded env step.
+    reward_fn, state = env.reward_fn, env.state
+
+    def reward_calls(call) -> float:
+        t = time.perf_counter()
+        for _ in range(control_steps):
+            call()
+        return (time.perf_counter() - t) / control_steps
+
     best = {"batched": 0.0, "raw_rollout": 0.0, "raw_mj_step_1thread": 0.0}
+    guard_s = float("inf")
     for _ in range(repeats):
         best["batched"] = max(best["batched"], batched())
         best["raw_rollout"] = max(best["raw_rollout"], raw_rollout())
         best["raw_mj_step_1thread"] = max(best["raw_mj_step_1thread"], raw_mj_step())
+        guarded = reward_calls(lambda: call_reward(reward_fn, state))
+        guard_s = min(guard_s, guarded - reward_calls(lambda: reward_fn(state)))
     pool.close()
     env.close()
+    step_s = num_envs / best["batched"]
     return {
         "task": task.name,
         "num_envs": num_envs,
@@ -90,6 +105,8 @@ def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, rep
         "raw_rollout_env_steps_per_s": round(best["raw_rollout"]),
         "raw_mj_step_1thread_env_steps_per_s": round(best["raw_mj_step_1thread"]),
         "ratio_batched_to_raw_rollout": round(best["batched"] / best["raw_rollout"], 3),
+        "reward_guard_us_per_step": round(1e6 * max(guard_s, 0.0), 1),
+        "reward_guard_fraction_of_step": round(max(guard_s, 0.0) / step_s, 4),
         "machine": machine(),
         "mujoco": mujoco.__version__,
     }

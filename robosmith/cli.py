@@ -146,6 +146,10 @@ def run(
     mjlab_python: Annotated[Path | None, typer.Option(
         help="mjlab's python (default: $ROBOSMITH_MJLAB_PYTHON, else ./.venv-mjlab)")] = None,
     isaaclab_python: Annotated[Path | None, typer.Option(help="Isaac Lab's python, or isaaclab.sh")] = None,
+    trainer_memory_mb: Annotated[int | None, typer.Option(
+        help="memory limit of each candidate's trainer (default: 80% of the machine's, shared)")] = None,
+    trainer_cpu_s: Annotated[int | None, typer.Option(
+        help="CPU-time limit of each candidate's trainer (default: its time limit on each of its threads)")] = None,
 ) -> None:
     """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate."""
     from robosmith.agent.llm import LLMClient, LLMConfig
@@ -168,7 +172,7 @@ def run(
         candidates=candidates, max_iterations=iterations, train_minutes=train_minutes, num_envs=num_envs,
         parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
         until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
-        isaaclab_version=version,
+        isaaclab_version=version, trainer_memory_mb=trainer_memory_mb, trainer_cpu_s=trainer_cpu_s,
     )
     staging = out if out else new_run_dir("run")
     client = LLMClient(llm, AgentRun(staging).llm_calls) if llm else None

@@ -33,7 +33,7 @@ def _imports(path: Path) -> list[tuple[str, int]]:
 
 
 def test_the_contract_imports_torch_and_the_standard_library_only():
-    allowed = {"__future__", "torch", "math", "json", "os", "dataclasses", "pathlib", "typing"}
+    allowed = {"__future__", "torch", "math", "json", "os", "dataclasses", "pathlib", "typing", "collections"}
     for path in sorted((PACKAGE / "contract").glob("*.py")):
         for module, level in _imports(path):
             assert level == 1 or module.split(".")[0] in allowed, f"{path.name} imports {module}"

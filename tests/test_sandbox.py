@@ -31,7 +31,7 @@ def task():
 
 @pytest.fixture(scope="module")
 def states(task):
-    return sample_states(task, num_envs=16, steps=12)
+    return sample_states(task, num_envs=16)
 
 
 def body(src: str) -> str:
@@ -60,7 +60,7 @@ STATIC_CASES = [
     ("torch_ops", body("x = torch.ops.aten\n" + OK_TAIL), "torch.ops"),
     ("torch_C", body("x = torch._C\n" + OK_TAIL), "underscore"),
     ("torch_cuda", body("torch.cuda.init()\n" + OK_TAIL), "torch.cuda"),
-    ("torch_linalg_not_listed", body("x = torch.linalg.inv(s.ee_pos)\n" + OK_TAIL), "torch.linalg.inv"),
+    ("torch_linalg_not_listed", body("x = torch.linalg.lstsq(s.ee_pos, s.ee_pos)\n" + OK_TAIL), "torch.linalg.lstsq"),
     ("eval", body("x = eval('1 + 1')\n" + OK_TAIL), "eval is not allowed"),
     ("exec", body("exec('import os')\n" + OK_TAIL), "exec is not allowed"),
     ("compile", body("c = compile('1', 'f', 'eval')\n" + OK_TAIL), "compile is not allowed"),
@@ -68,7 +68,7 @@ STATIC_CASES = [
     ("vars", body("v = vars(s)\n" + OK_TAIL), "vars is not allowed"),
     ("breakpoint", body("breakpoint()\n" + OK_TAIL), "breakpoint is not allowed"),
     ("print", body("print('hello')\n" + OK_TAIL), "print is not allowed"),
-    ("unknown_call", body("x = sorted([3, 1])\n" + OK_TAIL), "call of sorted() is not allowed"),
+    ("unknown_call", body("x = frozenset([3, 1])\n" + OK_TAIL), "frozenset is not defined"),
     # the object graph: dunders, introspection, aliases of torch that dodge the allowlist
     ("subclasses", body("x = ().__class__.__bases__[0].__subclasses__()\n" + OK_TAIL), "underscore"),
     ("func_globals", body("g = compute_reward.__globals__\n" + OK_TAIL), "underscore"),
@@ -83,8 +83,8 @@ STATIC_CASES = [
      "def helper(m):\n    return m.os\n" + body(f"helper(torch).system('touch {PWNED}')\n" + OK_TAIL),
      "torch may only be used"),
     ("lambda_closure_returns_torch", body(f"f = lambda: torch\nf().save(s.ee_pos, '{PWNED}')\n" + OK_TAIL),
-     "torch may only be used"),
-    ("lambda_dunder", body("f = lambda: (1).__class__\n" + OK_TAIL), "underscore"),
+     "lambda is not allowed"),
+    ("lambda_dunder", body("f = lambda: (1).__class__\n" + OK_TAIL), "lambda is not allowed"),
     ("submodule_alias", body(f"f = torch.nn.functional\nf.torch.save(s.ee_pos, '{PWNED}')\n" + OK_TAIL),
      "is a module"),
     ("math_alias", body("m = math\n" + OK_TAIL), "math may only be used"),
@@ -101,7 +101,7 @@ STATIC_CASES = [
     ("format_map", body("x = '{a}'.format_map({'a': s})\n" + OK_TAIL), ".format_map is not allowed"),
     ("match_class_pattern", body("match s:\n    case int(real=r):\n        pass\n" + OK_TAIL), "match statements"),
     # writes to shared objects
-    ("monkeypatch_torch", body("torch.abs = lambda x: x\n" + OK_TAIL), "assigning or deleting attributes"),
+    ("monkeypatch_torch", body("torch.abs = torch.exp\n" + OK_TAIL), "assigning or deleting attributes"),
     ("state_attribute_write", body("s.ee_pos = s.joint_pos\n" + OK_TAIL), "assigning or deleting attributes"),
     ("state_subscript_write", body("s.ee_pos[:, 0] = 0.0\n" + OK_TAIL), "must not change s"),
     ("rebind_torch", body("torch = None\n" + OK_TAIL), "may not be reassigned"),
@@ -124,6 +124,12 @@ STATIC_CASES = [
     ("null_byte", body(OK_TAIL) + "\x00", "syntax error"),
     ("misspelled_field", body("return s.ee_position[:, 0], {}"), "no field 'ee_position'; fields: joint_pos"),
     ("huge_code", body("x = 1\n" * 5000 + OK_TAIL), "the limit is"),
+    # loops that might not end, and recursion: rejected before they run
+    ("endless_loop", body("while True:\n    x = 1\n" + OK_TAIL), "while loops are not allowed"),
+    ("memory_bomb_list", body("x = []\nfor i in range(10 ** 6):\n    x.append(torch.ones(2 ** 20))\n" + OK_TAIL),
+     "range() needs bounds"),
+    ("recursion_bomb", body("return compute_reward(s)"), "functions may not call themselves"),
+    ("tensor_type_by_name", body("x = s.ee_pos.type('os.system')\n" + OK_TAIL), ".type is not allowed"),
 ]
 
 
@@ -142,13 +148,12 @@ def test_static_check_rejects_hostile_and_broken_code(code, reason, tmp_path):
 
 # Pass the static check, fail (or are contained) when run on real states in the limited subprocess.
 SMOKE_CASES = [
-    ("endless_loop", body("while True:\n    x = 1\n" + OK_TAIL), "CPU time"),
+    ("cpu_bomb", body("x = 0\nfor i in range(10000):\n    for j in range(10000):\n        x = x + i * j\n" + OK_TAIL),
+     "CPU time"),
     ("memory_bomb_tensor", body("x = torch.ones(10 ** 11)\nreturn x, {}"), "memory limit"),
-    ("memory_bomb_list", body("x = []\nfor i in range(10 ** 6):\n    x.append(torch.ones(2 ** 20))\n" + OK_TAIL),
-     "memory limit"),
-    ("recursion_bomb", body("return compute_reward(s)"), "recursion"),
+    ("memory_bomb_bounded_list", body("x = []\nfor i in range(10000):\n    x.append(torch.ones(2 ** 20))\n"
+                                      + OK_TAIL), "memory limit"),
     ("raises", body("x = 1\nraise ValueError('the reward gave up')"), "line 3: ValueError: the reward gave up"),
-    ("tensor_type_by_name", body("x = s.ee_pos.type('os.system')\n" + OK_TAIL), "invalid type"),
     ("in_place_change_of_state", body("p = s.ee_pos[:, 2]\np -= 0.1\nreturn p, {}"), "changed s.ee_pos in place"),
     ("divide_by_episode_step", body("return 1.0 / s.episode_step.float(), {}"), "non-finite"),
 ]
@@ -161,13 +166,13 @@ def test_smoke_run_contains_what_the_static_check_cannot_see(code, reason, task,
     outside = tmp_path / "outside"
     outside.mkdir()
     with pytest.raises(RewardRejected) as err:  # ... and are caught by the smoke run
-        # cpu_s=10: a memory bomb spends seconds of system time faulting pages in before it hits the limit
         smoke_test(code, task, candidate, states=states, timeout_s=60, cpu_s=10)
     assert err.value.stage == "smoke"
     assert reason in err.value.reason
     assert "\n" not in err.value.reason
     assert list(outside.iterdir()) == []
     assert {p.name for p in candidate.iterdir()} <= {"smoke_states.pt", "smoke_code.py", "smoke.json"}
+    assert reason in json.loads((candidate / "smoke.json").read_text())["reason"]  # the verdict stays in the folder
 
 
 # Harmless but broken: what they return breaks the contract. The worker's judgement is the same function run
@@ -210,14 +215,15 @@ def test_reference_rewards_pass_validation(name, tmp_path):
     spec = load_task(name)
     stats = validate_reward(spec.reference_reward_body(), spec, tmp_path)
     assert set(stats["components"]) == {t.name for t in spec.reward}
-    assert stats["num_states"] == 4 * 64  # reset plus three snapshots of 64 environments
+    assert stats["num_states"] == 4 * 64  # reset plus three snapshots of 64 environments, the last at the end
     for part in [stats["total"], *stats["components"].values()]:
         assert part["min"] <= part["mean"] <= part["max"]
 
 
-def test_sampled_states_include_fresh_resets(task, states):
+def test_sampled_states_cover_the_whole_episode(task, states):
     assert states.num_envs == 4 * 16
-    assert int((states.episode_step == 0).sum()) == 16 and int(states.episode_step.max()) == 12
+    assert int((states.episode_step == 0).sum()) == 16
+    assert int((states.episode_step == task.episode_length).sum()) == 16  # the step success is read at
     assert states.goal_pos is None and states.object_pos.shape == (64, 3)  # lift has a cube but no goal
     assert all(bool(torch.isfinite(getattr(states, f)).all()) for f in states.present_fields())
 
@@ -339,4 +345,4 @@ def test_check_reward_command(tmp_path):
     ok = CliRunner().invoke(app, ["check-reward", str(good), "--task", "so101_reach"])
     assert ok.exit_code == 0 and ok.output.startswith("OK: ") and "distance" in ok.output
     rejected = CliRunner().invoke(app, ["check-reward", str(bad), "--task", "so101_reach"])
-    assert rejected.exit_code == 1 and rejected.output.startswith("REJECTED (smoke check): total must be a tensor")
+    assert rejected.exit_code == 1 and rejected.output.startswith("REJECTED (smoke check): output: total must be a ")

@@ -35,9 +35,11 @@ def _write_broken(tmp_path, edit):
     [
         (lambda r: r.update(colour="red"), "colour: unknown key"),
         (lambda r: r.pop("success"), "success: missing"),
-        (lambda r: r.update(success="s.object_pos[:, 2] > s.no_such_field"), "success: does not evaluate"),
+        (lambda r: r.update(success="s.object_pos[:, 2] > s.no_such_field"), "success: does not pass the static check"),
+        (lambda r: r.update(success="s.goal_pos[:, 2] > 0.1"), "success: does not evaluate"),  # lift has no goal
         (lambda r: r.update(success="s.object_pos > 0.1"), "success: must give one bool per environment"),
-        (lambda r: r["reward"][1].update(expr="torch.nope(s.ee_pos)"), "reward[1].expr: does not evaluate"),
+        (lambda r: r["reward"][1].update(expr="torch.nope(s.ee_pos)"), "reward[1].expr: does not pass the static"),
+        (lambda r: r["reward"][1].update(expr="s.goal_pos[:, 0]"), "reward[1].expr: does not evaluate"),
         (lambda r: r["reward"][0].update(wieght=2.0), "reward[0].wieght: unknown key"),
         (lambda r: r["scene"].update(cube_size=0.5), "scene: cube_size must be within"),
         (lambda r: r["train"].update(num_envs="many"), "train.num_envs: expected int"),

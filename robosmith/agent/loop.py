@@ -44,9 +44,10 @@ from robosmith.agent.reflect import candidate_stats, reflection_text
 from robosmith.engines.export import ExportOptions, export_package, package_name, task_info, template_env
 from robosmith.engines.launch import engine_command
 from robosmith.errors import ConfigError
+from robosmith.execution.confine import TrainerLimits, machine_memory_mb
 from robosmith.execution.executor import Executor
 from robosmith.execution.local import LocalExecutor
-from robosmith.execution.smoke import validate_reward
+from robosmith.execution.smoke import batch_sizes, validate_reward
 from robosmith.report import write_report
 from robosmith.reward.check import RewardRejected
 from robosmith.runs import AgentRun, CandidateFolder, write_json
@@ -75,6 +76,10 @@ class LoopSettings:
     backend: str = "cpu"  # where candidates train: cpu (MuJoCo here), mjlab or isaaclab (exported packages)
     engine_python: str | None = None  # the engine's interpreter (or isaaclab.sh); mjlab default: see engines.launch
     isaaclab_version: str = "3.0"  # which Isaac Lab the exported packages are written for
+    # Limits of each candidate's trainer (None: derived). Memory: 80% of the machine's shared by the candidates
+    # training at once; CPU time: the candidate's time limit on every thread it may use.
+    trainer_memory_mb: int | None = None
+    trainer_cpu_s: int | None = None
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
@@ -89,6 +94,14 @@ class LoopSettings:
         if self.backend != "cpu":  # one GPU: each engine process wants all of it
             return 1
         return max(1, (os.cpu_count() or 1) // self.threads_per_candidate)
+
+    @property
+    def trainer_limits(self) -> TrainerLimits:
+        memory = self.trainer_memory_mb or int(0.8 * machine_memory_mb() / self.workers)
+        threads = self.threads_per_candidate if self.backend == "cpu" else (os.cpu_count() or 1)
+        cpu = self.trainer_cpu_s or int(threads * self.candidate_timeout_s)
+        # GPU engines reserve and map memory in ways RLIMIT_DATA was not checked against: the watchdog holds there.
+        return TrainerLimits(cpu_s=cpu, memory_mb=memory, data_limit=self.backend == "cpu")
 
     @property
     def candidate_timeout_s(self) -> float:
@@ -121,7 +134,7 @@ class RewardLoop:
         self.proposer = LLMProposer(self.client) if self.client else OfflineProposer(seed=settings.seed)
         self.templates = template_env()
         self.executor: Executor = LocalExecutor(settings.workers, settings.candidate_timeout_s,
-                                                settings.threads_per_candidate)
+                                                settings.trainer_limits, settings.threads_per_candidate)
 
     # ------------------------------------------------------------------------------------------ set-up
     @staticmethod
@@ -197,7 +210,8 @@ class RewardLoop:
             if c["status"] == "proposed":
                 code = CandidateFolder(folder).reward_body.read_text()
                 try:
-                    smoke = validate_reward(code, self.task, folder)
+                    sizes = batch_sizes(self.task, settings.num_envs, settings.eval_episodes)
+                    smoke = validate_reward(code, self.task, folder, sizes=sizes)
                 except RewardRejected as e:
                     c.update(status="rejected", reason=f"{e.stage} check: {e.reason}")
                 else:

@@ -14,6 +14,8 @@ import numpy as np
 from robosmith.runs import CandidateFolder, read_metrics
 
 CURVE_POINTS = 10
+MAX_REASON_CHARS = 300  # per candidate: a reason comes from what the candidate did, and goes to the next prompt
+MAX_REFLECTION_CHARS = 8000
 
 
 def curve_stats(rows: list[dict], key: str, points: int = CURVE_POINTS) -> dict | None:
@@ -53,10 +55,10 @@ def reflection_text(candidates: list[dict]) -> str:
     for c in candidates:
         head = f"Candidate {c['id']}"
         if c["status"] == "rejected":
-            lines.append(f"{head} was rejected before training: {c['reason']}")
+            lines.append(f"{head} was rejected before training: {c['reason'][:MAX_REASON_CHARS]}")
             continue
         if c["status"] != "ok":
-            lines.append(f"{head} failed during training ({c['status']}): {c['reason']}")
+            lines.append(f"{head} failed during training ({c['status']}): {c['reason'][:MAX_REASON_CHARS]}")
             continue
         lines.append(
             f"{head}: evaluation success {100 * c['success_rate']:.0f}% over {c['eval_episodes']} episodes, "
@@ -64,4 +66,5 @@ def reflection_text(candidates: list[dict]) -> str:
         )
         for name, stats in c.get("stats", {}).items():
             lines.append(f"  {name}: {_fmt(stats)}")
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_REFLECTION_CHARS else text[:MAX_REFLECTION_CHARS] + "\n(cut short)"

@@ -61,6 +61,10 @@ class SimState:
         """The state of a subset of environments."""
         return SimState(**{k: (None if v is None else v[ids]) for k, v in vars(self).items()})
 
+    def clone(self) -> SimState:
+        """A copy whose tensors share nothing with this state's."""
+        return SimState(**{k: (None if v is None else v.clone()) for k, v in vars(self).items()})
+
     @staticmethod
     def zeros(num_envs: int, has_object: bool, has_goal: bool) -> SimState:
         """A state of the right shapes, for checking expressions before any simulation exists."""

@@ -14,10 +14,74 @@ import os
 import resource
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 FSIZE_LIMIT_MB = 16  # the smoke worker writes one small JSON file; the states are written by the parent
+# What a trainer keeps of the environment: the paths, locale, GPU and rendering settings it needs; never API keys
+# or credentials. ROBOSMITH_TRAINER_ENV names more variables to pass (an engine's own, say), comma-separated.
+TRAINER_ENV_NAMES = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "LD_LIBRARY_PATH", "MUJOCO_GL", "PYOPENGL_PLATFORM",
+                               "DISPLAY", "HF_HUB_OFFLINE", "WANDB_SILENT"})
+TRAINER_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "EGL_", "__EGL_", "VK_", "__GLX_", "WARP_")
+
+
+@dataclass(frozen=True)
+class TrainerLimits:
+    """What one candidate's trainer may use; derived from the loop's settings (robosmith.agent.loop)."""
+
+    cpu_s: int  # CPU seconds, all threads together (SIGXCPU, then SIGKILL)
+    memory_mb: int  # resident memory of the trainer and its children
+    fsize_mb: int = 2048  # the largest file it may write (checkpoints, videos, metrics)
+    data_limit: bool = True  # also RLIMIT_DATA (a hard limit; GPU engines rely on the watchdog alone)
+
+
+def machine_memory_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
+
+
+def trainer_environment(folder: Path, threads: int) -> dict[str, str]:
+    """The environment of a trainer: a reduced copy of ours, its home and temp in its folder, wandb offline."""
+    extra = {n.strip() for n in os.environ.get("ROBOSMITH_TRAINER_ENV", "").split(",") if n.strip()}
+    env = {k: v for k, v in os.environ.items()
+           if k in TRAINER_ENV_NAMES or k in extra or k.startswith(TRAINER_ENV_PREFIXES)}
+    env.update({
+        "HOME": str(folder), "TMPDIR": str(folder), "PYTHONPATH": package_root(),
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+        "WANDB_MODE": "offline" if os.environ.get("WANDB_MODE") != "disabled" else "disabled",
+    })
+    return env
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MiB (0 when it is gone)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        with contextlib.suppress(OSError, ValueError, StopIteration):  # gone, or a zombie without VmRSS
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
+def cgroup_for(name: str, memory_mb: int) -> Path | None:
+    """A cgroup v2 with a memory limit for one trainer, where this process may create one (a delegated
+    subtree); None elsewhere (cgroup v1 machines, containers without delegation), where the watchdog holds."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        line = next(x for x in Path("/proc/self/cgroup").read_text().splitlines() if x.startswith("0::"))
+        ours = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+        if "memory" not in (ours / "cgroup.subtree_control").read_text().split():
+            return None
+        group = ours / name
+        group.mkdir(exist_ok=True)
+        (group / "memory.max").write_text(str(memory_mb << 20))
+        with contextlib.suppress(OSError):
+            (group / "memory.swap.max").write_text("0")
+        return group
+    return None
 
 
 def package_root() -> str:
@@ -115,14 +179,23 @@ def confinement(folder: Path) -> Callable[[], None]:
     return apply
 
 
-def sandbox_preexec(folder: Path, cpu_s: int, memory_mb: int, fsize_mb: int = FSIZE_LIMIT_MB) -> Callable[[], None]:
-    """The function the smoke-run child runs between fork and exec: resource limits, then confinement.
-    Everything OS-dependent degrades quietly: the static check is the boundary, these are the second layer."""
+def sandbox_preexec(folder: Path, cpu_s: int, memory_mb: int | None, fsize_mb: int = FSIZE_LIMIT_MB,
+                    before: Callable[[], None] | None = None) -> Callable[[], None]:
+    """The function a child that runs reward code runs between fork and exec: resource limits, then
+    confinement. Everything OS-dependent degrades quietly: the static check is the boundary, these are the
+    second layer.
+
+    The memory limit is RLIMIT_DATA: writable private memory, the memory a process really uses. Address space
+    that is only reserved (CUDA and Warp reserve tens of GiB) does not count, unlike RLIMIT_AS. None: no limit
+    here (a cgroup or the watchdog holds it)."""
     confine = confinement(folder)
 
     def apply() -> None:
+        if before is not None:
+            before()
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))  # SIGXCPU, then SIGKILL a second later
-        resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+        if memory_mb is not None:
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_mb << 20, memory_mb << 20))
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_mb << 20, fsize_mb << 20))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         confine()

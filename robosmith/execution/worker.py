@@ -13,8 +13,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from robosmith.contract.reward_call import RewardContractError
 from robosmith.engines.launch import render_engine_video, train_package
 from robosmith.reward.check import check_static
+from robosmith.reward.judge import sanitize
 from robosmith.runs import CandidateFolder, write_json
 from robosmith.task import task_from_dict
 from robosmith.train.evaluate import evaluate_run
@@ -44,9 +46,15 @@ def run_candidate(folder: Path) -> dict:
             mean_reward=last["mean_reward"], train_success_rate=last["success_rate"],
             env_steps=last["env_steps"], wall_s=last["wall_s"],
         )
+    except RewardContractError as e:  # the reward broke a rule during training or evaluation
+        result.update(status="violation", reason=f"reward broke the contract in training: {e}")
+        candidate.traceback.write_text(traceback.format_exc())
     except Exception as e:  # noqa: BLE001 - any failure of a candidate is recorded, never raised to the loop
         text = f"{type(e).__name__}: {e}".splitlines()[0][:400]
-        result.update(status="nan" if "nan" in text.lower() else "crashed", reason=text)
+        if isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+            result.update(status="memory", reason="the reward ran out of the trainer's memory limit")
+        else:
+            result.update(status="nan" if "nan" in text.lower() else "crashed", reason=sanitize(text, 400))
         candidate.traceback.write_text(traceback.format_exc())
     write_json(candidate.result, result)
     return result

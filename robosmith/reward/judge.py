@@ -1,73 +1,54 @@
-"""Judging what reward code returns on real states, inside the confined smoke-run process.
+"""Judging what reward code does on real states, inside the confined smoke-run process.
 
-`python -m robosmith.reward.judge FOLDER` loads the states and the code the parent wrote into FOLDER, runs the
-code through the one loader, checks the result against the contract (shapes, dtypes, finiteness, no writes
-to the state) and writes its verdict to FOLDER/smoke.json. The parent (robosmith.execution.smoke) starts it
-with resource limits and confinement and reads only that file.
+`python -m robosmith.reward.judge FOLDER` loads the states and the code the parent wrote into FOLDER and runs
+the code through the one loader the way training and evaluation will: on states from every part of an
+episode (the last step included), at every batch size they use, through the same guarded call (a copy of the
+state; writes into it caught; the output contract). On top of what training checks it asks:
+- the same input twice gives the same output (no hidden state between calls);
+- a state's reward does not depend on the batch it sits in (the batch reversed, and states one by one);
+- the values are finite.
+The verdict goes to FOLDER/smoke.json: `reason` is what the LLM is told (the rule and a short message, never
+values of the candidate's tensors), `detail` the whole story, kept in the folder.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+import traceback
 from pathlib import Path
 
 import torch
 
 from robosmith.contract.io import write_json
+from robosmith.contract.reward_call import RewardContractError, call_reward
 from robosmith.contract.state import SimState
-from robosmith.reward.check import MAX_COMPONENT_NAME_CHARS, MAX_COMPONENTS, RewardRejected
+from robosmith.reward.check import RewardRejected
 from robosmith.reward.load import load_reward
 
 STATES_FILE = "smoke_states.pt"
 CODE_FILE = "smoke_code.py"
 RESULT_FILE = "smoke.json"
+SINGLE_STATES = 8  # states also judged one at a time, for batch independence
+TOLERANCE = 1e-4  # batched matrix products may round differently from one-by-one ones
+
+
+class _Verdict(Exception):
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+
+
+def sanitize(message: str, limit: int = 160) -> str:
+    """A message fit to send to an LLM: one line, no tensor printouts, no pointers, no float values."""
+    message = " ".join(message.split())
+    message = message.split("tensor(")[0]
+    message = re.sub(r"0x[0-9a-fA-F]+", "<address>", message)
+    message = re.sub(r"-?\d+\.\d+(?:e[-+]?\d+)?", "<value>", message)
+    return message[:limit].rstrip(" ,:(")
 
 
 def _stats(t: torch.Tensor) -> dict[str, float]:
     return {"mean": float(t.mean()), "min": float(t.min()), "max": float(t.max())}
-
-
-class _ContractError(ValueError):
-    """What the reward returned breaks the contract; the message is the whole reason."""
-
-
-def _check_outputs(out: object, n: int) -> dict:
-    """Statistics of a reward's output, or a _ContractError saying what is wrong with it."""
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise _ContractError("compute_reward must return a tuple (total, components)")
-    total, components = out
-    if not isinstance(total, torch.Tensor) or total.shape != (n,):
-        shape = tuple(total.shape) if isinstance(total, torch.Tensor) else type(total).__name__
-        raise _ContractError(f"total must be a tensor of shape ({n},), one value per environment; got {shape}")
-    if not total.dtype.is_floating_point:
-        raise _ContractError(f"total must be a floating-point tensor, got {total.dtype}")
-    if not bool(torch.isfinite(total).all()):
-        bad = int((~torch.isfinite(total)).sum())
-        raise _ContractError(f"total has non-finite values (NaN or inf) in {bad} of {n} states")
-    if not isinstance(components, dict):
-        raise _ContractError(f"components must be a dict of name -> tensor, got {type(components).__name__}")
-    if len(components) > MAX_COMPONENTS:
-        raise _ContractError(f"at most {MAX_COMPONENTS} components, got {len(components)}")
-    stats = {}
-    for name, value in components.items():
-        # Names go into logs, prompts, the report and the rendered module's docstring, which must itself pass
-        # the static check when training loads it.
-        if (not isinstance(name, str) or not name or len(name) > MAX_COMPONENT_NAME_CHARS or not name.isprintable()
-                or any(c in name for c in "\"'\\") or "__" in name):
-            raise _ContractError(f"component names must be non-empty printable strings of at most "
-                                 f"{MAX_COMPONENT_NAME_CHARS} characters, without quotes, backslashes or '__'; "
-                                 f"got {name!r:.80}")
-        if not isinstance(value, torch.Tensor) or value.shape != (n,) or not value.dtype.is_floating_point:
-            got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-            raise _ContractError(f"component {name!r} must be a float tensor of shape ({n},); got {got}")
-        if not bool(torch.isfinite(value).all()):
-            raise _ContractError(f"component {name!r} has non-finite values (NaN or inf)")
-        stats[name] = _stats(value)
-    return {"num_states": n, "total": _stats(total), "components": stats}
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
 
 
 def _reward_line(e: BaseException) -> str:
@@ -85,44 +66,82 @@ def _is_out_of_memory(e: BaseException) -> bool:
     return isinstance(e, MemoryError) or "allocate memory" in text or "out of memory" in text.lower()
 
 
-def evaluate_in_process(code: str, states: SimState) -> dict:
-    """Run the code on the states in this very process and judge what it returns: {"ok": True, statistics...}
-    or {"ok": False, "reason": ...}. Untrusted code only ever gets here inside the limited worker process."""
+def _same(a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> bool:
+    if a.shape != b.shape:
+        return False
+    if atol == 0.0:
+        return bool(((a == b) | (a.isnan() & b.isnan())).all())
+    return bool(torch.isclose(a, b, rtol=atol, atol=atol, equal_nan=True).all())
+
+
+def _batch(states: SimState, size: int) -> SimState:
+    """`size` states: the sampled ones, repeated as often as it takes."""
+    return states.index(torch.arange(size) % states.num_envs)
+
+
+def judge(fn, states: SimState, batch_sizes: list[int]) -> dict:
+    """Statistics of the reward on `states`, or _Verdict / RewardContractError / the reward's own exception."""
+    with torch.no_grad():
+        total, components = call_reward(fn, states)
+        bad = int((~torch.isfinite(total)).sum())
+        if bad:
+            raise _Verdict("finite", f"total has non-finite values (NaN or inf) in {bad} of {states.num_envs} states")
+        for name, value in components.items():
+            if not bool(torch.isfinite(value).all()):
+                raise _Verdict("finite", f"component {name!r} has non-finite values (NaN or inf)")
+        again, again_components = call_reward(fn, states)
+        if (again_components.keys() != components.keys() or not _same(total, again)
+                or not all(_same(value, again_components[name]) for name, value in components.items())):
+            raise _Verdict("hidden-state", "two calls with the same states gave different rewards; compute_reward "
+                                           "must keep no state between calls and draw no random numbers")
+        reverse = torch.arange(states.num_envs - 1, -1, -1)
+        flipped, _ = call_reward(fn, states.index(reverse))
+        if not _same(flipped, total[reverse], TOLERANCE):
+            raise _Verdict("batch", "a state's reward changed when the batch was reordered; each environment's reward "
+                                    "must depend on its own state only (no normalizing over the batch)")
+        for i in range(min(SINGLE_STATES, states.num_envs)):
+            one, _ = call_reward(fn, states.index(torch.tensor([i])))
+            if not _same(one, total[i : i + 1], TOLERANCE):
+                raise _Verdict("batch", "a state's reward alone differs from its reward within the batch; each "
+                                        "environment's reward must depend on its own state only")
+        for size in batch_sizes:  # what training and evaluation will call it with
+            call_reward(fn, _batch(states, size))
+    return {"num_states": states.num_envs, "total": _stats(total),
+            "components": {name: _stats(value) for name, value in components.items()}}
+
+
+def evaluate_in_process(code: str, states: SimState, batch_sizes: list[int] | None = None) -> dict:
+    """Run the code on the states in this very process and judge it: {"ok": True, statistics...} or {"ok": False,
+    "reason": ..., "detail": ...}. Untrusted code only ever gets here inside the confined worker process."""
     result: dict = {"ok": False, "reason": ""}
     try:
-        fields = {name: getattr(states, name) for name in states.present_fields()}
-        before = {name: value.clone() for name, value in fields.items()}
         fn = load_reward(code)
-        with torch.no_grad():
-            out = fn(states)
-        result = {"ok": True, "reason": "", **_check_outputs(out, states.num_envs)}
-        for name, value in before.items():
-            if getattr(states, name) is not fields[name] or not _same(value, fields[name]):
-                # The trainer computes observations and success from the same state after the reward.
-                return {"ok": False, "reason": f"compute_reward changed s.{name} in place; compute on copies "
-                                               f"(e.g. x = s.{name}.clone()) and leave s unchanged"}
+        result = {"ok": True, "reason": "", **judge(fn, states, batch_sizes or [])}
     except RewardRejected as e:
         result["reason"] = e.reason
-    except _ContractError as e:
+    except (_Verdict, RewardContractError) as e:
         result["reason"] = str(e)
     except RecursionError:
-        result["reason"] = "recursion too deep (maximum recursion depth exceeded)"
+        result["reason"] = "recursion: recursion too deep (maximum recursion depth exceeded)"
     except Exception as e:  # noqa: BLE001 - whatever the reward raised is the reason
         if _is_out_of_memory(e):
-            result.update(kind="memory", reason="out of memory")
+            result.update(kind="memory", reason="memory: exceeded the memory limit")
         else:
-            message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-            result["reason"] = f"{_reward_line(e)}{type(e).__name__}: {message}"
+            message = sanitize(str(e).strip().splitlines()[0]) if str(e).strip() else ""
+            result["reason"] = f"runtime: {_reward_line(e)}{type(e).__name__}: {message}".rstrip(": ")
+        result["detail"] = traceback.format_exc()[-4000:]
     return result
 
 
 def _worker(folder: Path) -> None:
-    """In the limited subprocess: run the code on the saved states, write smoke.json."""
+    """In the confined subprocess: run the code on the saved states, write smoke.json."""
     try:
-        states = SimState(**torch.load(folder / STATES_FILE, weights_only=True))
-        result = evaluate_in_process((folder / CODE_FILE).read_text(), states)
+        saved = torch.load(folder / STATES_FILE, weights_only=True)
+        batch_sizes = [int(b) for b in saved.pop("batch_sizes").tolist()]
+        result = evaluate_in_process((folder / CODE_FILE).read_text(), SimState(**saved), batch_sizes)
     except Exception as e:  # noqa: BLE001 - a broken states file is still reported through smoke.json
-        result = {"ok": False, "reason": f"the smoke run could not start: {type(e).__name__}: {e}"}
+        result = {"ok": False, "reason": f"smoke: the smoke run could not start: {type(e).__name__}"}
+        result["detail"] = traceback.format_exc()[-4000:]
     write_json(folder / RESULT_FILE, result)
 
 

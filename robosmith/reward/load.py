@@ -1,20 +1,26 @@
-"""The one loader of reward code: checked statically, then executed with torch, math and a few builtins.
+"""The one loader of reward code: the checked syntax tree is compiled and run with torch, math, F and a few
+builtins, nothing else.
 
-Every reward that trains, ours or an LLM's, comes in through `load_reward`; nothing else executes reward code.
+Every reward that trains, ours or an LLM's, and every expression of a task file (its success check) comes in
+through here; nothing else executes such code. What is compiled is the tree the static check approved (its
+annotations and harmless imports already taken away), never the source text again.
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
 import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the name LLMs use for it
 
 from robosmith.contract.state import SimState
-from robosmith.reward.check import ALLOWED_BUILTINS, RewardRejected, check_static
+from robosmith.reward.check import ALLOWED_BUILTINS, RewardRejected, check_expression, check_static
 
 RewardFn = Callable[[SimState], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+SuccessFn = Callable[[SimState], torch.Tensor]
 
 
 def _import_for_torch_only(name: str, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
@@ -30,14 +36,25 @@ SAFE_BUILTINS: dict[str, object] = {
 }
 
 
-def load_reward(code: str) -> RewardFn:
-    """The compute_reward function of code that passes check_static, bound to torch, math and safe builtins."""
-    check_static(code)
-    namespace: dict = {"__builtins__": dict(SAFE_BUILTINS), "torch": torch, "math": math}
-    exec(compile(code, "<reward>", "exec"), namespace)  # noqa: S102 - checked above, restricted builtins
-    fn = namespace["compute_reward"]
+def _run(tree: ast.Module, name: str, filename: str) -> Callable:
+    namespace: dict = {"__builtins__": dict(SAFE_BUILTINS), "torch": torch, "math": math, "F": F}
+    exec(compile(tree, filename, "exec"), namespace)  # noqa: S102 - a checked tree, restricted builtins
+    fn = namespace.get(name)
     if not callable(fn):
-        raise RewardRejected("static", "compute_reward is not a function")
+        raise RewardRejected("static", f"structure: {name} is not a function")
     return fn
 
 
+def load_reward(code: str) -> RewardFn:
+    """The compute_reward function of code that passes the static check."""
+    return _run(check_static(code), "compute_reward", "<reward>")
+
+
+def load_success(expr: str) -> SuccessFn:
+    """A task's success expression as a function of the state: (N,) bool."""
+    fn = _run(check_expression(expr, "success"), "success", "<success>")
+
+    def success(s: SimState) -> torch.Tensor:
+        return torch.as_tensor(fn(s)).to(torch.bool).reshape(-1)
+
+    return success

@@ -19,7 +19,8 @@ import yaml
 from robosmith.contract.actions import ACTION_MODES
 from robosmith.contract.state import FIELD_DOCS, OBJECT_FIELDS, SimState
 from robosmith.errors import RobosmithError
-from robosmith.reward.load import load_reward
+from robosmith.reward.check import RewardRejected
+from robosmith.reward.load import SuccessFn, load_reward, load_success
 from robosmith.reward.terms import RewardTerm, terms_to_body
 from robosmith.robot.params import PARAMS, ParamError, RobotParams
 from robosmith.task.spec import DRParam, PPOConfig, ResetConfig, SceneConfig, TaskSpec, TrainDefaults
@@ -263,6 +264,10 @@ class _Parser:
         """Evaluate success and reward on a state of the right shapes: typos surface now, not mid-training."""
         state = SimState.zeros(4, has_object=spec.scene.cube, has_goal=spec.has_goal)
         try:
+            success_check(spec.success)
+        except RewardRejected as e:
+            raise self.fail("success", f"does not pass the static check of task expressions: {e.reason}") from None
+        try:
             ok = eval_success(spec.success, state)
         except Exception as e:  # noqa: BLE001 - any failure of the expression is the file's fault
             raise self.fail("success", f"does not evaluate: {type(e).__name__}: {e}") from None
@@ -271,6 +276,9 @@ class _Parser:
         for i, term in enumerate(spec.reward):
             try:
                 fn = load_reward(terms_to_body((term,)))
+            except RewardRejected as e:
+                raise self.fail(f"reward[{i}].expr", f"does not pass the static check: {e.reason}") from None
+            try:
                 total, _ = fn(state)
             except Exception as e:  # noqa: BLE001
                 raise self.fail(f"reward[{i}].expr", f"does not evaluate: {type(e).__name__}: {e}") from None
@@ -279,11 +287,12 @@ class _Parser:
 
 
 @functools.cache
-def _compiled(expr: str) -> Any:
-    return compile(expr, "<success>", "eval")
+def success_check(expr: str) -> SuccessFn:
+    """A task's success expression as a function, through the one checked loader (a task file from someone
+    else's run folder is as untrusted as an LLM's answer)."""
+    return load_success(expr)
 
 
 def eval_success(expr: str, s: SimState) -> torch.Tensor:
-    """Evaluate a task's success expression (trusted: it comes from our task files) to a bool tensor (N,)."""
-    value = eval(_compiled(expr), {"torch": torch, "math": math}, {"s": s})  # noqa: S307 - compiled once
-    return torch.as_tensor(value).to(torch.bool).reshape(-1)
+    """Evaluate a task's success expression to a bool tensor (N,)."""
+    return success_check(expr)(s)

@@ -17,6 +17,7 @@ from tensordict import TensorDict
 
 from robosmith.contract.metrics import EpisodeRecorder
 from robosmith.contract.observations import observation_vector
+from robosmith.contract.reward_call import call_reward
 from robosmith.contract.state import SimState
 from robosmith.reward.load import RewardFn
 from robosmith.sim.batched_env import BatchedEnv, env_config
@@ -97,9 +98,11 @@ class TaskEnv(VecEnv):
     # --------------------------------------------------------------------------------------------- step
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         s, unstable = self.sim.step(actions)
-        reward, components = self.reward_fn(s)
+        # What training and evaluation measure comes from the state before the reward runs; the reward gets
+        # a copy, and a write into it fails the run (robosmith.contract.reward_call).
         time_out = s.episode_step >= self.max_episode_length
         success = eval_success(self.task.success, s)
+        reward, components = call_reward(self.reward_fn, s)
         reward = self.recorder.record(reward, components, time_out, success, s.episode_step, unstable)
         time_out = time_out & ~unstable
         dones = time_out | unstable

@@ -13,6 +13,7 @@ import torch
 from .adapter import build_state, write_cube_pose
 from .buffers import goal_pos, recorder
 from .contract.observations import observation_vector
+from .contract.reward_call import call_reward
 from .reward import compute_reward, success
 from .task_info import TASK
 
@@ -23,10 +24,11 @@ def observations(env, names: list[str], noise: dict[str, float]) -> torch.Tensor
 
 
 def reward(env) -> torch.Tensor:
-    """The task's compute_reward; also records the step for metrics.jsonl (before finished envs reset)."""
+    """The task's compute_reward on a copy of the state (a write into it fails the run); also records the step
+    for metrics.jsonl (before finished envs reset). Success is read from the state, before the reward runs."""
     s = build_state(env)
-    total, components = compute_reward(s)
-    ok = torch.as_tensor(success(s), device=total.device).bool().reshape(-1)
+    ok = torch.as_tensor(success(s), device=s.joint_pos.device).bool().reshape(-1)
+    total, components = call_reward(compute_reward, s)
     time_out = env.episode_length_buf >= env.max_episode_length
     return recorder(env).record(total, components, time_out, ok, env.episode_length_buf)
 
