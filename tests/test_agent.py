@@ -223,6 +223,7 @@ def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_pa
 def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
     import dataclasses
 
+    from robosmith.execution.confine import TrainerLimits
     from robosmith.execution.local import train_candidates
     from robosmith.runs import write_json
     from robosmith.train.ppo import TrainSettings
@@ -241,8 +242,9 @@ def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
             job["reward_file"] = "missing.py"
         write_json(folder / "job.json", job)
     # The slow one hits its time limit while the broken one crashes beside it; neither stops the pool.
-    train_candidates([folders["slow"], folders["broken"]], parallel=2, timeout_s=15)
-    train_candidates([folders["fine"]], parallel=1, timeout_s=600)
+    limits = TrainerLimits(cpu_s=600, memory_mb=4096)
+    train_candidates([folders["slow"], folders["broken"]], parallel=2, timeout_s=15, limits=limits)
+    train_candidates([folders["fine"]], parallel=1, timeout_s=600, limits=limits)
     results = {n: json.loads((f / "result.json").read_text()) for n, f in folders.items()}
     assert results["slow"]["status"] == "timeout" and "time limit" in results["slow"]["reason"]
     assert results["broken"]["status"] == "crashed" and "missing.py" in results["broken"]["reason"]
@@ -263,7 +265,7 @@ def test_budget_cap_stops_the_loop_cleanly(tmp_path):
 
 @pytest.mark.slow
 def test_trainer_processes_write_only_inside_their_folder(tmp_path):
-    from robosmith.execution.confine import landlock_abi
+    from robosmith.execution.confine import TrainerLimits, landlock_abi
     from robosmith.execution.local import _trainer_preexec
 
     if landlock_abi() == 0:
@@ -271,6 +273,8 @@ def test_trainer_processes_write_only_inside_their_folder(tmp_path):
     folder, outside = tmp_path / "cand", tmp_path / "outside.txt"
     folder.mkdir()
     code = f"open({str(folder / 'in.txt')!r}, 'w').write('x'); open({str(outside)!r}, 'w').write('x')"
-    done = subprocess.run([sys.executable, "-c", code], preexec_fn=_trainer_preexec(folder), capture_output=True)
+    limits = TrainerLimits(cpu_s=60, memory_mb=4096)
+    done = subprocess.run([sys.executable, "-c", code], preexec_fn=_trainer_preexec(folder, limits, None),
+                          capture_output=True)
     assert done.returncode != 0 and b"PermissionError" in done.stderr
     assert (folder / "in.txt").read_text() == "x" and not outside.exists()
