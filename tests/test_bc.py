@@ -244,6 +244,6 @@ def test_cli_finetune_rejects_a_hostile_reward_before_anything_runs(tmp_path):
         app, ["finetune", str(tmp_path), "so101_lift", "--reward", str(hostile), "--out", str(tmp_path / "ft")]
     )
     assert result.exit_code == 2
-    expected = f"error: {hostile}: line 2: torch.load is not allowed; use pure math functions of torch"
+    expected = f"error: {hostile}: torch: line 2: torch.load is not allowed; use pure math functions of torch"
     assert result.output.strip() == expected
     assert not (tmp_path / "ft").exists()

@@ -79,6 +79,6 @@ def test_cli_train_rejects_a_hostile_reward_file(tmp_path):
     hostile.write_text("def compute_reward(s):\n    return torch.load('/etc/passwd'), {}\n")
     result = CliRunner().invoke(app, ["train", "so101_reach", "--reward", str(hostile), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
-    expected = f"error: {hostile}: line 2: torch.load is not allowed; use pure math functions of torch"
+    expected = f"error: {hostile}: torch: line 2: torch.load is not allowed; use pure math functions of torch"
     assert result.output.strip() == expected
     assert not (tmp_path / "r").exists()
