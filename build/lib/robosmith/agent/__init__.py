@@ -1,1 +1,0 @@
-"""The agent: the reward-design loop, its LLM access, proposers and sandbox."""

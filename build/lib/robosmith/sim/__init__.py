@@ -1,1 +1,0 @@
-"""The MuJoCo CPU backend: task scenes, N environments stepped together, offscreen rendering."""

@@ -1,1 +1,0 @@
-"""Training and evaluation: the task as an rsl-rl environment, PPO, evaluation, and the policy interface."""
