@@ -58,7 +58,7 @@ def _checked_reward(reward: Path | None, spec) -> str:
 
 @app.command()
 def train(
-    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    task: Annotated[str, typer.Argument(help="task name (robosmith/task/tasks/*.yaml) or path to a task file")],
     reward: Annotated[Path | None, typer.Option(help="file defining compute_reward(s), a training run or an agent run")]
     = None,
     minutes: Annotated[float | None, typer.Option(help="wall-clock limit of training")] = None,
@@ -420,7 +420,7 @@ app.add_typer(bc_app, name="bc")
 
 @bc_app.command("collect")
 def bc_collect(
-    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    task: Annotated[str, typer.Argument(help="task name (robosmith/task/tasks/*.yaml) or path to a task file")],
     episodes: Annotated[int, typer.Option(help="successful demonstrations to record")] = 50,
     out: Annotated[Path | None, typer.Option(help="dataset folder (default: runs/bc/<task>-demos-<N>)")] = None,
     perfect: Annotated[bool, typer.Option(help="no human-like noise, pauses or fumbles")] = False,
@@ -493,7 +493,7 @@ def bc_train(
 @bc_app.command("eval")
 def bc_eval(
     checkpoint: Annotated[Path, typer.Argument(help="`bc train` or `finetune` folder, or a LeRobot pretrained_model")],
-    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    task: Annotated[str, typer.Argument(help="task name (robosmith/task/tasks/*.yaml) or path to a task file")],
     episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 100,
     video_episodes: Annotated[int, typer.Option(help="episodes shown in eval.mp4")] = 4,
     seed: Annotated[int, typer.Option()] = 12345,
@@ -513,7 +513,7 @@ def bc_eval(
 @app.command()
 def finetune(
     checkpoint: Annotated[Path, typer.Argument(help="`bc train` folder or LeRobot pretrained_model of the BC policy")],
-    task: Annotated[str, typer.Argument(help="task name (tasks/*.yaml) or path to a task file")],
+    task: Annotated[str, typer.Argument(help="task name (robosmith/task/tasks/*.yaml) or path to a task file")],
     reward: Annotated[Path | None, typer.Option(help="reward file, training run or agent run (default: the task's)")]
     = None,
     minutes: Annotated[float, typer.Option(help="wall-clock limit of RL")] = 20.0,
