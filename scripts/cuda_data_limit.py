@@ -55,4 +55,5 @@ for limit_gb in (4, None):
     out[f"rlimit_data_{limit_gb}GB"] = {"rc": p.returncode, "stdout": p.stdout[-2000:], "stderr": p.stderr[-1500:]}
     print(json.dumps(out[f"rlimit_data_{limit_gb}GB"]), flush=True)
 os.makedirs(os.environ.get("OUT", "/tmp"), exist_ok=True)
-json.dump(out, open(os.path.join(os.environ.get("OUT", "/tmp"), "cuda_data_limit.json"), "w"), indent=2)
+with open(os.path.join(os.environ.get("OUT", "/tmp"), "cuda_data_limit.json"), "w") as f:
+    json.dump(out, f, indent=2)
