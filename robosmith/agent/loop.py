@@ -240,7 +240,8 @@ class RewardLoop:
     def train(self, state: LoopState) -> dict:
         folders = [self.folder(c) for c in state["candidates"] if c["status"] == "valid"]
         self.executor.run(
-            folders, on_done=lambda folder, result: print(f"  {folder.relative_to(self.run_dir)}: {_outcome(result)}"),
+            folders, on_done=lambda folder, result: print(f"  {folder.relative_to(self.run_dir.resolve())}: "
+                                                          f"{_outcome(result)}"),
         )
         out = []
         for c in state["candidates"]:
