@@ -186,3 +186,23 @@ def test_the_wilson_interval_is_the_contracts():
 
     low, high = wilson_interval(95, 100)
     assert 0.88 < low < 0.89 and 0.978 < high < 0.979 and math.isclose(sum(wilson_interval(5, 10)), 1.0)
+
+
+def test_robot_params_files_share_the_registry_schema(tmp_path):
+    from robosmith.robot.params import load_params_file, robot_params_of
+
+    good = tmp_path / "fitted.yaml"
+    good.write_text("actuator_kp: 9.0\njoint_frictionloss: [0.05, 0.1, 0.1, 0.05, 0.05, 0.05]\naction_delay_steps: 2\n")
+    values = load_params_file(good)
+    assert values == {"actuator_kp": 9.0, "joint_frictionloss": (0.05, 0.1, 0.1, 0.05, 0.05, 0.05),
+                      "action_delay_steps": 2.0}
+    robot = robot_params_of(values)
+    assert robot.actuator_kp == 9.0 and robot.joint_damping == 0.6  # effects stay out of the robot description
+    for text, reason in (("kp: 9.0\n", "'kp' is not a physical parameter"), ("- 1\n", "must map parameter names"),
+                         ("actuator_kp: [1, 2]\n", "expected one number or 6"), ("a: [\n", "not valid YAML")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(ParamError, match=f"^{bad}: .*{reason}"):
+            load_params_file(bad)
+    with pytest.raises(ParamError, match="no such robot-params file"):
+        load_params_file(tmp_path / "missing.yaml")

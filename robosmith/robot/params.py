@@ -15,10 +15,12 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mujoco
 import numpy as np
+import yaml
 
 from robosmith.errors import RobosmithError
 from robosmith.robot.so101 import JOINT_NAMES, PAD_GEOMS
@@ -290,6 +292,33 @@ def check_params(values: dict[str, Any], where: str = "") -> dict[str, Value]:
     if not isinstance(values, dict):
         raise ParamError(f"{where}: must map parameter names to values" if where else "must be a mapping")
     return {name: param(name, where).check(value, where) for name, value in values.items()}
+
+
+def load_params_file(path: Path) -> dict[str, Value]:
+    """A robot-params file: YAML mapping registry names to one number or one per joint, e.g.
+
+        actuator_kp: 9.0
+        joint_frictionloss: [0.05, 0.1, 0.1, 0.05, 0.05, 0.05]
+        action_delay_steps: 2
+
+    What system identification writes and `--robot-params` reads; a robustness variant's `params` has the
+    same schema. Bad files get one line naming the file and the entry.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError:
+        raise ParamError(f"{path}: no such robot-params file") from None
+    except yaml.YAMLError as e:
+        raise ParamError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    return check_params(raw if raw is not None else {}, str(path))
+
+
+def robot_params_of(values: dict[str, Value], base: RobotParams | None = None) -> RobotParams:
+    """`base` (default: the shipped model) with the robot entries of `values` replaced."""
+    base = base or RobotParams()
+    robot = {k: v for k, v in values.items() if PARAMS[k].where == "robot"}
+    return dataclasses.replace(base, **robot)
 
 
 def _robot_field(name: str) -> Any:
