@@ -38,6 +38,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _with_robot_params(spec, robot_params: Path | None):
+    """The task with a robot-params file's values, if one is given (the arm and objects as identified)."""
+    if robot_params is None:
+        return spec
+    from robosmith.robot.params import load_params_file
+    from robosmith.task.spec import with_robot_params
+
+    return with_robot_params(spec, load_params_file(robot_params))
+
+
 def _checked_reward(reward: Path | None, spec) -> str:
     """The reward body a command trains: `reward` (a file, a training run or an agent run) or the task's own.
 
@@ -68,6 +78,8 @@ def train(
     eval_episodes: Annotated[int | None, typer.Option(help="episodes for the final evaluation")] = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<time>-<task>, see ROBOSMITH_RUNS)")]
     = None,
+    robot_params: Annotated[Path | None, typer.Option(help="robot-params file (YAML: registry name -> value)")]
+    = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Train a policy with PPO, then evaluate it and record a video."""
@@ -77,7 +89,7 @@ def train(
     from robosmith.train.ppo import TrainSettings
     from robosmith.train.ppo import train as train_policy
 
-    spec = load_task(task)
+    spec = _with_robot_params(load_task(task), robot_params)
     settings = TrainSettings.from_task(
         spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,
         eval_episodes=eval_episodes,
@@ -427,6 +439,8 @@ def bc_collect(
     images: Annotated[bool, typer.Option(help="render the front and wrist camera videos")] = True,
     camera_size: Annotated[str, typer.Option(help="camera image size WIDTHxHEIGHT (LeRobot's SO-101 examples: "
                                                   "640x480)")] = "640x480",
+    robot_params: Annotated[Path | None, typer.Option(help="robot-params file: record with this arm's physics")]
+    = None,
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
@@ -436,7 +450,7 @@ def bc_collect(
     from robosmith.runs import runs_root
     from robosmith.task import load_task
 
-    spec = load_task(task)
+    spec = _with_robot_params(load_task(task), robot_params)
     if episodes < 1:
         _fail(f"--episodes must be >= 1, got {episodes}")
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"

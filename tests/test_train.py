@@ -82,3 +82,17 @@ def test_cli_train_rejects_a_hostile_reward_file(tmp_path):
     expected = f"error: {hostile}: torch: line 2: torch.load is not allowed; use pure math functions of torch"
     assert result.output.strip() == expected
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_train_takes_a_robot_params_file(tmp_path):
+    params = tmp_path / "arm.yaml"
+    params.write_text("actuator_kp: [9, 9, 9, 9, 9, 12]\njoint_damping: 0.4\n")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "so101_reach", "--robot-params", str(params), "--iterations", "1",
+                                      "--num-envs", "4", "--eval-episodes", "2", "--out", str(run), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    robot = json.loads((run / "config.json").read_text())["task"]["scene"]["robot"]
+    assert robot["actuator_kp"] == [9.0, 9.0, 9.0, 9.0, 9.0, 12.0] and robot["joint_damping"] == 0.4
+    params.write_text("action_delay_steps: 2\n")
+    result = CliRunner().invoke(app, ["train", "so101_reach", "--robot-params", str(params), "--out", str(run)])
+    assert result.exit_code == 2 and "action_delay_steps: not part of a robot description" in result.output

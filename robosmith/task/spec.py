@@ -147,3 +147,17 @@ def _lists(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_lists(v) for v in value]
     return value
+
+
+def with_robot_params(task: TaskSpec, values: dict) -> TaskSpec:
+    """The task with a robot-params file applied: robot entries replace the arm's description, scene entries
+    the objects' (cube mass and friction). Effects (delays, noise, calibration offsets) are applied by the
+    simulator's randomization, not by a fixed description: they are refused here by name."""
+    from robosmith.robot.params import PARAMS, ParamError, robot_params_of
+
+    effects = [k for k in values if PARAMS[k].where == "effect"]
+    if effects:
+        raise ParamError(f"{', '.join(effects)}: not part of a robot description (applied by randomization)")
+    scene_values = {k: float(v) for k, v in values.items() if PARAMS[k].where == "scene"}
+    scene = dataclasses.replace(task.scene, robot=robot_params_of(values, task.scene.robot), **scene_values)
+    return dataclasses.replace(task, scene=scene)
