@@ -23,7 +23,15 @@ import jinja2
 import robosmith.contract
 from robosmith.errors import RobosmithError
 from robosmith.robot.params import PARAMS
-from robosmith.robot.so101 import JOINT_NAMES, PAD_GEOMS, TOOL_POS_IN_GRIPPER, TOOL_SITE, build_robot_spec, model_path
+from robosmith.robot.so101 import (
+    JOINT_NAMES,
+    PAD_GEOMS,
+    TOOL_POS_IN_GRIPPER,
+    TOOL_SITE,
+    build_robot_spec,
+    joint_limits,
+    model_path,
+)
 from robosmith.task import TaskSpec
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -101,7 +109,7 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
         "obs_noise": dict(task.obs_noise),
         "action_scale": task.action_scale,
         "joint_names": list(JOINT_NAMES),
-        "joint_limits": joint_limits(task),
+        "joint_limits": [list(pair) for pair in zip(*joint_limits(), strict=True)],  # [low, high] rad per joint
         "home": list(r.home),
         "tool_site": TOOL_SITE,
         "pad_geoms": list(PAD_GEOMS),
@@ -128,12 +136,6 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
         "init_noise_std": t.init_noise_std,
         "ppo": dataclasses.asdict(t.ppo),
     }
-
-
-def joint_limits(task: TaskSpec) -> list[list[float]]:
-    """[low, high] rad of each joint in robosmith's model: servo targets are clipped to them."""
-    low, high = task.action_map().low, task.action_map().high
-    return [[lo, hi] for lo, hi in zip(low, high, strict=True)]
 
 
 def randomization_events(info: dict) -> list[dict]:
