@@ -33,8 +33,6 @@ from robosmith.contract.state import FIELD_DOCS
 from robosmith.errors import RobosmithError
 
 MAX_CODE_CHARS = 20_000
-MAX_COMPONENTS = 32
-MAX_COMPONENT_NAME_CHARS = 40
 MAX_RANGE = 10_000  # the largest literal range a loop may run over
 
 
