@@ -54,7 +54,7 @@ test-fast: sysdeps $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: sysdeps $(STAMP)
-	$(BIN)/robosmith bench --json
+	$(BIN)/robosmith bench --randomize --json
 
 clean-venv:
 	rm -rf $(VENV) $(MJLAB_VENV)

@@ -30,7 +30,9 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
-def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, repeats: int = 5) -> dict:
+def run_bench(
+    task: TaskSpec, num_envs: int = 256, control_steps: int = 100, repeats: int = 5, randomize: bool = False
+) -> dict:
     torch.set_num_threads(1)
     env = TaskEnv(task, load_reward(task.reference_reward_body()), num_envs, seed=0)
     model, substeps, nthread = env.sim.model, env.sim.substeps, env.sim.nthread
@@ -95,7 +97,7 @@ def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, rep
     pool.close()
     env.close()
     step_s = num_envs / best["batched"]
-    return {
+    out = {
         "task": task.name,
         "num_envs": num_envs,
         "substeps": substeps,
@@ -109,6 +111,39 @@ def run_bench(task: TaskSpec, num_envs: int = 256, control_steps: int = 100, rep
         "reward_guard_fraction_of_step": round(max(guard_s, 0.0) / step_s, 4),
         "machine": machine(),
         "mujoco": mujoco.__version__,
+    }
+    if randomize:
+        out.update(randomization_bench(task, num_envs, repeats))
+    return out
+
+
+def randomization_bench(task: TaskSpec, num_envs: int, repeats: int = 3) -> dict:
+    """Env steps/s over two whole episodes (so every environment resets and draws its world) with the task's
+    domain randomization against without, alternating, best of each."""
+    envs = {randomize: TaskEnv(task, load_reward(task.reference_reward_body()), num_envs, seed=0, randomize=randomize)
+            for randomize in (False, True)}
+    gen = torch.Generator().manual_seed(1)
+    actions = [torch.rand(num_envs, 6, generator=gen) * 2 - 1 for _ in range(2 * task.episode_length)]
+
+    def episodes(env: TaskEnv) -> float:
+        t = time.perf_counter()
+        env.sim.reset(np.arange(num_envs))
+        for a in actions:
+            env.get_observations()
+            env.step(a)
+        return num_envs * len(actions) / (time.perf_counter() - t)
+
+    best = {False: 0.0, True: 0.0}
+    for _ in range(repeats):
+        for randomize, env in envs.items():
+            best[randomize] = max(best[randomize], episodes(env))
+    for env in envs.values():
+        env.close()
+    return {
+        "randomized_parameters": [p.name for p in task.domain_randomization],
+        "nominal_env_steps_per_s_with_resets": round(best[False]),
+        "randomized_env_steps_per_s_with_resets": round(best[True]),
+        "ratio_randomized_to_nominal": round(best[True] / best[False], 3),
     }
 
 
@@ -130,8 +165,9 @@ def training_bench(
     from robosmith.train.ppo import TrainSettings, train
 
     body = task.reference_reward_body()
+    # Nominal worlds on every backend (exports do not randomize unless asked): the same task everywhere.
     settings = TrainSettings.from_task(task, num_envs=num_envs, max_minutes=minutes, max_iterations=1_000_000,
-                                       eval_episodes=eval_episodes)
+                                       eval_episodes=eval_episodes, randomize=False)
     run_dir = Path(out_dir) / backend
     started = time.monotonic()
     if backend == "cpu":

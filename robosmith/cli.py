@@ -48,6 +48,17 @@ def _with_robot_params(spec, robot_params: Path | None):
     return with_robot_params(spec, load_params_file(robot_params))
 
 
+def _with_randomization(spec, dr: Path | None, randomize: bool):
+    """The task with a randomization file's ranges in place of its own, if one is given."""
+    if dr is None:
+        return spec
+    if not randomize:
+        _fail("--dr and --no-randomize contradict each other")
+    from robosmith.task.load import load_randomization_file
+
+    return dataclasses.replace(spec, domain_randomization=load_randomization_file(dr))
+
+
 def _checked_reward(reward: Path | None, spec) -> str:
     """The reward body a command trains: `reward` (a file, a training run or an agent run) or the task's own.
 
@@ -80,6 +91,9 @@ def train(
     = None,
     robot_params: Annotated[Path | None, typer.Option(help="robot-params file (YAML: registry name -> value)")]
     = None,
+    randomize: Annotated[bool, typer.Option(help="sample the task's domain randomization at every reset")] = True,
+    dr: Annotated[Path | None, typer.Option(help="randomization file (the schema of a task's domain_randomization) "
+                                            "to train with instead of the task's")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Train a policy with PPO, then evaluate it and record a video."""
@@ -89,10 +103,10 @@ def train(
     from robosmith.train.ppo import TrainSettings
     from robosmith.train.ppo import train as train_policy
 
-    spec = _with_robot_params(load_task(task), robot_params)
+    spec = _with_randomization(_with_robot_params(load_task(task), robot_params), dr, randomize)
     settings = TrainSettings.from_task(
         spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,
-        eval_episodes=eval_episodes,
+        eval_episodes=eval_episodes, randomize=randomize,
     )
     body = _checked_reward(reward, spec)
     run_dir = out if out else new_run_dir(spec.name)
@@ -120,6 +134,81 @@ def eval_(
     run_dir = resolve_run(run)
     result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress)
     _print_eval(run_dir, result)
+
+
+@app.command()
+def robustness(
+    runs: Annotated[list[str], typer.Argument(help="policies: RL runs, `bc train` or finetune folders")],
+    variants: Annotated[Path | None, typer.Option(help="variants file (YAML list of {name, params})")] = None,
+    suite: Annotated[str, typer.Option(help="the task's shipped suite when no --variants: default or test")]
+    = "default",
+    task: Annotated[str | None, typer.Option(help="task (default: the one the first policy was trained on)")] = None,
+    episodes: Annotated[int, typer.Option(help="episodes per variant")] = 100,
+    seed: Annotated[int, typer.Option(help="the initial states, the same in every variant")] = 12345,
+    out: Annotated[Path | None, typer.Option(help="heat map (default: <first run>/robustness.png)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print robustness.json instead of the table")] = False,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Success of each policy in each variant of the world: a table, robustness.json per policy, a heat map."""
+    from robosmith.sim2real.robustness import (
+        evaluate_variants,
+        load_variants,
+        plot_heatmap,
+        robustness_table,
+        suite_path,
+        write_result,
+    )
+    from robosmith.train.policy import load_policy
+
+    folders = [_policy_folder(r) for r in runs]
+    spec = _policy_task(folders[0], task)
+    variants_file = variants or suite_path(spec, suite)
+    chosen = load_variants(variants_file, spec)
+    if episodes < 1:
+        _fail(f"--episodes must be >= 1, got {episodes}")
+    results = []
+    for folder in folders:
+        policy = load_policy(folder, spec)
+        try:
+            result = evaluate_variants(policy, spec, chosen, folder, episodes, seed, progress)
+        finally:
+            policy.close()
+        result.update(task=spec.name, policy=str(folder), variants_file=str(variants_file))
+        write_result(folder, result)
+        results.append(result)
+        if not as_json:
+            typer.echo(f"{folder} on {spec.name} ({variants_file.name}, {episodes} episodes per variant):")
+            typer.echo(robustness_table(result))
+    picture = plot_heatmap([(Path(r["policy"]).name, r) for r in results], out or folders[0] / "robustness.png")
+    if as_json:
+        json.dump(results[0] if len(results) == 1 else results, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        typer.echo(f"heat map: {picture}")
+
+
+def _policy_folder(run: str) -> Path:
+    from robosmith.runs import runs_root
+
+    path = Path(run)
+    if not path.is_dir() and (runs_root() / run).is_dir():
+        path = runs_root() / run
+    if not path.is_dir():
+        _fail(f"{run}: no such policy folder")
+    return path
+
+
+def _policy_task(folder: Path, task: str | None):
+    """The task a policy is evaluated on: `--task`, else the one its folder's config.json names."""
+    from robosmith.runs import TrainingRun
+    from robosmith.task import load_task, task_from_dict
+
+    if task is not None:
+        return load_task(task)
+    config = TrainingRun(folder).config
+    if not config.is_file():
+        _fail(f"{folder}: no {config.name} names its task; give --task")
+    return task_from_dict(json.loads(config.read_text())["task"], config)
 
 
 def _print_eval(run_dir: Path, result: dict) -> None:
@@ -538,6 +627,8 @@ def finetune(
     seed: Annotated[int | None, typer.Option()] = None,
     eval_episodes: Annotated[int, typer.Option(help="episodes for the final evaluation")] = 100,
     out: Annotated[Path | None, typer.Option(help="output folder (default: runs/<time>-<task>-finetune)")] = None,
+    randomize: Annotated[bool, typer.Option(help="sample the task's domain randomization at every reset")] = True,
+    dr: Annotated[Path | None, typer.Option(help="randomization file to train with instead of the task's")] = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Improve a BC policy with RL in simulation: PPO trains a residual on top of the frozen BC policy."""
@@ -548,9 +639,9 @@ def finetune(
     from robosmith.task import load_task
     from robosmith.train.ppo import TrainSettings
 
-    spec = load_task(task)
+    spec = _with_randomization(load_task(task), dr, randomize)
     settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
-                                       seed=seed, eval_episodes=eval_episodes)
+                                       seed=seed, eval_episodes=eval_episodes, randomize=randomize)
     residual = ResidualSettings(scale=residual_scale)
     body = _checked_reward(reward, spec)
     folder = out or new_run_dir(f"{spec.name}-finetune")
@@ -569,6 +660,8 @@ def bench(
     task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",
     num_envs: Annotated[int, typer.Option()] = 256,
     steps: Annotated[int, typer.Option(help="control steps per measurement")] = 100,
+    randomize: Annotated[bool, typer.Option(
+        "--randomize", help="also measure the task's domain randomization against none (two episodes each)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Env steps/s of the batched env (with observations and reward) against raw MuJoCo stepping."""
@@ -576,7 +669,7 @@ def bench(
     from robosmith.task import load_task
 
     spec = load_task(task)
-    result = run_bench(spec, num_envs=num_envs, control_steps=steps)
+    result = run_bench(spec, num_envs=num_envs, control_steps=steps, randomize=randomize)
     if as_json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -161,8 +161,9 @@ def test_per_joint_robot_params_reach_the_compiled_model():
         env.set_physics({"actuator_kp": np.array([[2.0] * 6, [3.0] * 6]), "cube_friction": 0.5}
                         if custom.scene.cube else {"actuator_kp": np.array([[2.0] * 6, [3.0] * 6])})
         assert env.models[0].actuator_gainprm[0, 0] == 2.0 and env.models[1].actuator_gainprm[5, 0] == 3.0
-        with pytest.raises(ValueError, match="action_delay_steps: not a model parameter"):
-            env.set_physics({"action_delay_steps": 1})
+        # Effects go through the same door; they are the environment's, not the model's.
+        env.set_physics({"action_delay_steps": np.array([0, 2])})
+        assert env.effects["action_delay_steps"].tolist() == [0.0, 2.0]
     finally:
         env.close()
     raw["scene"]["robot"] = {"kp": 9.0}

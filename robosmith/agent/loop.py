@@ -201,6 +201,7 @@ class RewardLoop:
         settings = TrainSettings.from_task(
             self.task, max_minutes=self.settings.train_minutes, num_envs=self.settings.num_envs,
             seed=self.settings.seed, eval_episodes=self.settings.eval_episodes, max_iterations=100_000,
+            randomize=False,  # rewards are designed in the nominal world; randomization comes after (DrEureka)
         )
         settings.video_episodes = self.settings.video_episodes
         out = []

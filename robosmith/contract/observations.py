@@ -9,6 +9,7 @@ Part of robosmith's contract: torch only, copied verbatim into every exported en
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -21,6 +22,35 @@ def observation_size(names: tuple[str, ...] | list[str]) -> int:
     return sum(math.prod(FIELD_DOCS[name][0]) or 1 for name in names)
 
 
+def sensed_state(
+    s: SimState,
+    noise: dict[str, float | torch.Tensor],
+    generator: torch.Generator | None = None,
+    joint_offset: torch.Tensor | None = None,
+) -> SimState:
+    """The state as a policy's sensors report it: joint positions read through the calibration error
+    (`joint_offset`, (N, 6) rad, added) and Gaussian noise of a standard deviation per field, one number or one
+    per environment (N,). Fields without noise are the state's own tensors.
+
+    `generator` makes the noise reproducible (a CPU generator for tensors on the CPU; None draws from the
+    device's default stream).
+    """
+    changed = {}
+    if joint_offset is not None:
+        changed["joint_pos"] = s.joint_pos + joint_offset
+    for name, std in noise.items():
+        std = torch.as_tensor(std, dtype=torch.float32, device=s.joint_pos.device)
+        if not bool((std > 0).any()):
+            continue
+        value = changed.get(name, getattr(s, name))
+        if value is None:
+            raise ValueError(f"noise on {name!r}: this SimState has no such field (not measured here)")
+        if std.ndim == 1:
+            std = std.reshape(-1, *([1] * (value.ndim - 1)))
+        changed[name] = value + std * torch.randn(value.shape, generator=generator, device=value.device)
+    return dataclasses.replace(s, **changed) if changed else s
+
+
 def observation_vector(
     s: SimState,
     names: tuple[str, ...] | list[str],
@@ -28,11 +58,10 @@ def observation_vector(
     noise: dict[str, float] | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """(N, observation_size(names)) float32: the named fields of `s` side by side.
-
-    `noise` gives a standard deviation per field; `generator` makes it reproducible (a CPU generator for
-    tensors on the CPU; None draws from the device's default stream).
-    """
+    """(N, observation_size(names)) float32: the named fields of `s` side by side, through `sensed_state`'s
+    noise when `noise` gives a standard deviation per field."""
+    if noise:
+        s = sensed_state(s, {k: v for k, v in noise.items() if k in names}, generator)
     parts = []
     for name in names:
         value = getattr(s, name)
@@ -40,8 +69,5 @@ def observation_vector(
             raise ValueError(f"observation {name!r}: this SimState has no such field (not measured here)")
         if name == "episode_step":
             value = (value.float() / episode_length).unsqueeze(1)
-        std = (noise or {}).get(name, 0.0)
-        if std > 0:
-            value = value + std * torch.randn(value.shape, generator=generator, device=value.device)
         parts.append(value.float())
     return torch.cat(parts, dim=1)

@@ -122,9 +122,7 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
         # Per-joint parameters as one value per joint, in the joint order above, whatever the task file wrote.
         "robot": {name: (PARAMS[name].per_joint_array(value).tolist() if PARAMS[name].per_joint else value)
                   for name, value in robot.as_dict().items()},
-        "domain_randomization": [
-            {"name": p.name, "nominal": p.nominal, "bounds": [p.low, p.high]} for p in task.domain_randomization
-        ],
+        "domain_randomization": [p.as_dict() for p in task.domain_randomization],
         "randomize": options.randomize,
         "num_envs": t.num_envs,
         "steps_per_iteration": t.steps_per_iteration,

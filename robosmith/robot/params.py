@@ -122,10 +122,25 @@ def _model_pad_friction(m: mujoco.MjModel, nominal: mujoco.MjModel, v: np.ndarra
         m.geom_friction[m.geom(pad).id, 0] = float(v)
 
 
+def _cube_inertia(m: mujoco.MjModel) -> None:
+    """A solid cube's inertia from its current mass and edge (mass and size are set in either order)."""
+    b, g = m.body(CUBE_BODY).id, m.geom(CUBE_BODY).id
+    edge = 2.0 * m.geom_size[g, 0]
+    m.body_inertia[b] = m.body_mass[b] * edge**2 / 6.0
+
+
 def _model_cube_mass(m: mujoco.MjModel, nominal: mujoco.MjModel, v: np.ndarray) -> None:
-    b = m.body(CUBE_BODY).id
-    m.body_mass[b] = float(v)
-    m.body_inertia[b] = nominal.body_inertia[b] * (float(v) / nominal.body_mass[b])
+    m.body_mass[m.body(CUBE_BODY).id] = float(v)
+    _cube_inertia(m)
+
+
+def _model_cube_size(m: mujoco.MjModel, nominal: mujoco.MjModel, v: np.ndarray) -> None:
+    g, half = m.geom(CUBE_BODY).id, float(v) / 2
+    m.geom_size[g] = half
+    # Collision culling reads the bounding sphere and box, which the compiler computed for the nominal size.
+    m.geom_rbound[g] = half * math.sqrt(3.0)
+    m.geom_aabb[g, 3:] = half
+    _cube_inertia(m)
 
 
 def _model_cube_friction(m: mujoco.MjModel, nominal: mujoco.MjModel, v: np.ndarray) -> None:
@@ -251,6 +266,9 @@ PARAMS: dict[str, PhysicalParam] = {p.name: p for p in [
                         'SceneEntityCfg("cube"), "mass_distribution_params": {bounds}, "operation": "abs"})'),
     ),
     PhysicalParam(
+        "cube_size", "m", 0.01, 0.06, 0.025, "edge length of the cube", "scene", set_model=_model_cube_size,
+    ),
+    PhysicalParam(
         "cube_friction", "", 0.05, 5.0, 1.0, "sliding friction coefficient of the cube", "scene",
         set_model=_model_cube_friction,
         mjlab_event=_mj("geom_friction", '"ranges": {bounds}', 'SceneEntityCfg("cube", geom_names=("cube",))'),
@@ -304,14 +322,18 @@ def load_params_file(path: Path) -> dict[str, Value]:
     What system identification writes and `--robot-params` reads; a robustness variant's `params` has the
     same schema. Bad files get one line naming the file and the entry.
     """
-    path = Path(path)
+    raw = read_yaml(path, "robot-params file")
+    return check_params(raw if raw is not None else {}, str(path))
+
+
+def read_yaml(path: Path, kind: str) -> Any:
+    """The YAML of a parameter file (robot params, randomization, variants), or one line naming the file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(Path(path).read_text())
     except OSError:
-        raise ParamError(f"{path}: no such robot-params file") from None
+        raise ParamError(f"{path}: no such {kind}") from None
     except yaml.YAMLError as e:
         raise ParamError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    return check_params(raw if raw is not None else {}, str(path))
 
 
 def robot_params_of(values: dict[str, Value], base: RobotParams | None = None) -> RobotParams:

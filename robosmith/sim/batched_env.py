@@ -23,15 +23,21 @@ import torch
 from robosmith.contract.actions import ActionMap
 from robosmith.contract.state import SimState
 from robosmith.errors import ConfigError
-from robosmith.robot.params import CUBE_BODY, param
+from robosmith.robot.params import CUBE_BODY, PARAMS, param
 from robosmith.robot.so101 import JOINT_NAMES
+from robosmith.sim.randomization import Randomizer, sample_statistics
 from robosmith.sim.scene import compile_scene
-from robosmith.task.spec import Range, ResetConfig, SceneConfig, TaskSpec
+from robosmith.task.spec import DRParam, Range, ResetConfig, SceneConfig, TaskSpec
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 # Beyond these a state is treated as exploded physics and the environment is reset.
 MAX_ABS_QVEL = 200.0
 MAX_ABS_QPOS = 10.0
+# Effects: registry parameters that are no model field; the environment applies them between the policy and the
+# physics (delay, action noise, calibration offsets) or between the physics and the policy (sensor noise).
+EFFECTS = tuple(name for name, entry in PARAMS.items() if entry.where == "effect")
+MAX_DELAY = int(PARAMS["action_delay_steps"].high)
+
 
 @dataclass
 class EnvConfig:
@@ -65,7 +71,14 @@ def env_config(task: TaskSpec, num_envs: int, seed: int) -> EnvConfig:
 class BatchedEnv:
     """Physics, resets and SimState for N environments. Knows nothing of rewards or policies."""
 
-    def __init__(self, scene: SceneConfig, cfg: EnvConfig, reset: ResetConfig, has_goal: bool) -> None:
+    def __init__(
+        self,
+        scene: SceneConfig,
+        cfg: EnvConfig,
+        reset: ResetConfig,
+        has_goal: bool,
+        randomization: tuple[DRParam, ...] = (),
+    ) -> None:
         self.scene, self.cfg, self.reset_cfg, self.has_goal = scene, cfg, reset, has_goal
         self.model = compile_scene(scene, visual=False)
         self.substeps = round(1.0 / (cfg.control_hz * scene.timestep))
@@ -104,6 +117,12 @@ class BatchedEnv:
         self.goal_pos = torch.zeros(n, 3)
         self._sensor_slices = self._index_sensors()
         self.unstable_resets = 0
+        # Effects per environment, at the registry's defaults (no effect) until set or randomized.
+        self.effects = {name: (np.zeros((n, 6)) if PARAMS[name].per_joint else np.zeros(n)) for name in EFFECTS}
+        self._sent = np.zeros((MAX_DELAY + 1, n, 6))  # servo targets sent, newest first: the delay line
+        self.cube_half = np.full(n, scene.cube_size / 2)
+        self.randomizer = Randomizer(randomization, cfg.seed) if randomization else None
+        self._sampled: dict[str, list[np.ndarray]] = {p.name: [] for p in randomization}
         self.reset(np.arange(n))
 
     # ----------------------------------------------------------------------------------------- physics
@@ -115,26 +134,37 @@ class BatchedEnv:
             out[m.sensor(i).name] = slice(adr, adr + dim)
         return out
 
-    def set_physics(self, values: dict[str, np.ndarray]) -> None:
-        """Give each environment its own value of registry parameters that are model fields.
+    def set_physics(self, values: dict[str, object], ids: np.ndarray | None = None) -> None:
+        """Give environments their own values of registry parameters: model fields and effects alike.
 
-        A value is one number for every environment, one per environment (N,), or for per-joint parameters
-        one per environment and joint (N, 6).
+        A value is one number for every environment, one per environment, or for per-joint parameters one per
+        environment and joint (k, 6); `ids` names the environments (default: all of them).
         """
-        if not self._own_models:
-            self.models = [copy.copy(self.model) for _ in range(self.num_envs)]
-            self._own_models = True
-        for name, per_env in values.items():
+        ids = np.arange(self.num_envs) if ids is None else np.asarray(ids, dtype=np.int64)
+        for name, value in values.items():
             entry = param(name)
-            if entry.set_model is None:
-                raise ConfigError(f"{name}: not a model parameter (applied by the environment, not the model)")
-            shape = (self.num_envs, len(JOINT_NAMES)) if entry.per_joint else (self.num_envs,)
-            per_env = np.asarray(per_env, float)
-            if entry.per_joint and per_env.ndim == 1 and per_env.shape[0] == self.num_envs:
+            shape = (ids.size, len(JOINT_NAMES)) if entry.per_joint else (ids.size,)
+            per_env = np.asarray(value, float)
+            if entry.per_joint and per_env.ndim == 1 and per_env.shape[0] == ids.size != len(JOINT_NAMES):
                 per_env = per_env[:, None]
             per_env = np.broadcast_to(per_env, shape)
-            for model, value in zip(self.models, per_env, strict=True):
-                entry.set_model(model, self.model, value)
+            if entry.where == "effect":
+                self.effects[name][ids] = per_env
+                continue
+            if not self._own_models:
+                self.models = [copy.copy(self.model) for _ in range(self.num_envs)]
+                self._own_models = True
+            for env, v in zip(ids, per_env, strict=True):
+                entry.set_model(self.models[env], self.model, v)
+            if name == "cube_size":
+                self.cube_half[ids] = per_env / 2
+
+    def pop_sampled(self) -> dict[str, dict[str, float]]:
+        """Statistics of the randomized values drawn since the last call (what metrics.jsonl records)."""
+        stats = sample_statistics(self._sampled)
+        for chunks in self._sampled.values():
+            chunks.clear()
+        return stats
 
     def _physics_step(self, control: np.ndarray) -> None:
         self._control[:] = control[:, None, :]  # hold the target through the control period
@@ -171,6 +201,11 @@ class BatchedEnv:
         if ids.size == 0:
             return
         k, rc, m = ids.size, self.reset_cfg, self.model
+        if self.randomizer is not None:
+            values = self.randomizer.sample(k)
+            self.set_physics(values, ids)
+            for name, v in values.items():
+                self._sampled[name].append(v)
         qpos = np.zeros((k, m.nq))
         qpos[:, :6] = self.home + self.rng.uniform(-rc.joint_noise, rc.joint_noise, size=(k, 6))
         qpos[:, :6] = np.clip(qpos[:, :6], self.joint_low, self.joint_high)
@@ -179,7 +214,7 @@ class BatchedEnv:
             yaw = self._uniform(rc.object_yaw, k)
             qpos[:, adr] = self._uniform(rc.object_x, k)
             qpos[:, adr + 1] = self._uniform(rc.object_y, k)
-            qpos[:, adr + 2] = self.scene.cube_size / 2
+            qpos[:, adr + 2] = self.cube_half[ids]
             qpos[:, adr + 3] = np.cos(yaw / 2)
             qpos[:, adr + 6] = np.sin(yaw / 2)
         if self.has_goal:
@@ -197,7 +232,9 @@ class BatchedEnv:
                     )
             self.goal_pos[torch.as_tensor(ids)] = torch.as_tensor(goal, dtype=torch.float32)
         self._write_states(ids, qpos, np.zeros((k, m.nv)), qpos[:, :6])
-        self.target[ids] = qpos[:, :6]
+        # The arm reports q + offset, so its first targets are its readings (which send the servos to q).
+        self.target[ids] = qpos[:, :6] + self.effects["joint_zero_offset"][ids]
+        self._sent[:, ids] = qpos[None, :, :6]
         t_ids = torch.as_tensor(ids)
         self.action[t_ids] = 0.0
         self.prev_action[t_ids] = 0.0
@@ -226,6 +263,7 @@ class BatchedEnv:
         targets = np.clip(targets, self.joint_low, self.joint_high)
         self._write_states(np.arange(self.num_envs), qpos, np.asarray(qvel, float), targets)
         self.target[:] = targets
+        self._sent[:] = targets[None]
 
     # -------------------------------------------------------------------------------------------- step
     def step(self, action: torch.Tensor) -> tuple[SimState, torch.Tensor]:
@@ -235,16 +273,44 @@ class BatchedEnv:
         already and the returned state holds their fresh initial state.
         """
         a = torch.clamp(action.detach().to(torch.float32), -1.0, 1.0)
-        self.target = self.action_map.targets(a, torch.from_numpy(self.target)).numpy()
+        applied = a
+        noise = self.effects["action_noise"]
+        if noise.any():
+            draw = torch.randn(a.shape, generator=self.torch_gen)
+            applied = torch.clamp(a + torch.as_tensor(noise, dtype=torch.float32)[:, None] * draw, -1.0, 1.0)
+        self.target = self.action_map.targets(applied, torch.from_numpy(self.target)).numpy()
         self.prev_action = self.action
         self.action = a
-        self._physics_step(self.target)
+        self._physics_step(self.servo_targets())
         self.episode_step += 1
         unstable = self._unstable()
         if unstable.any():
             self.unstable_resets += int(unstable.sum())
             self.reset(np.flatnonzero(unstable))
         return self.state(), torch.as_tensor(unstable)
+
+    def servo_targets(self) -> np.ndarray:
+        """What reaches the servos this control period: the commanded targets through the calibration error
+        (the arm is driven to target - offset) and the delay line (the targets of `delay` periods ago)."""
+        sent = self.target
+        offset, delay = self.effects["joint_zero_offset"], self.effects["action_delay_steps"]
+        if offset.any():
+            sent = np.clip(sent - offset, self.joint_low, self.joint_high)
+        if not delay.any():
+            return sent
+        self._sent[1:] = self._sent[:-1].copy()
+        self._sent[0] = sent
+        return self._sent[delay.astype(np.int64), np.arange(self.num_envs)]
+
+    def sensing(self) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The sensor effects per environment: noise std per SimState field (N,), and the joint zero offsets
+        (N, 6) the arm's readings carry (None: none)."""
+        noise = {}
+        for name, fieldname in (("joint_pos_noise", "joint_pos"), ("object_pos_noise", "object_pos")):
+            if self.effects[name].any():
+                noise[fieldname] = torch.as_tensor(self.effects[name], dtype=torch.float32)
+        offset = self.effects["joint_zero_offset"]
+        return noise, (torch.as_tensor(offset, dtype=torch.float32) if offset.any() else None)
 
     def action_for_targets(self, joint_targets: np.ndarray) -> torch.Tensor:
         """The actions in [-1, 1] that set the servo targets to `joint_targets` (N, 6) rad, as near as allowed.

@@ -22,7 +22,7 @@ from robosmith.errors import RobosmithError
 from robosmith.reward.check import RewardRejected
 from robosmith.reward.load import SuccessFn, load_reward, load_success
 from robosmith.reward.terms import RewardTerm, terms_to_body
-from robosmith.robot.params import PARAMS, ParamError, RobotParams
+from robosmith.robot.params import PARAMS, ParamError, RobotParams, param, read_yaml
 from robosmith.task.spec import DRParam, PPOConfig, ResetConfig, SceneConfig, TaskSpec, TrainDefaults
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
@@ -177,6 +177,9 @@ class _Parser:
             raise self.fail("action_mode", f"must be one of {', '.join(ACTION_MODES)}, got {spec.action_mode!r}")
         if round(1.0 / (spec.control_hz * scene.timestep)) * scene.timestep * spec.control_hz - 1 > 1e-6:
             raise self.fail("control_hz", f"must divide 1/scene.timestep = {1 / scene.timestep:g} Hz evenly")
+        for i, p in enumerate(spec.domain_randomization):
+            if PARAMS[p.name].where == "scene" and not scene.cube:
+                raise self.fail(f"domain_randomization[{i}]", f"{p.name}: the scene has no cube (scene.cube: false)")
         self.check_expressions(spec)
         return spec
 
@@ -230,28 +233,10 @@ class _Parser:
         return tuple(terms)
 
     def dr_params(self, raw: Any) -> tuple[DRParam, ...]:
-        raw = raw or []
-        if not isinstance(raw, list):
-            raise self.fail("domain_randomization", "must be a list of {name, nominal, bounds}")
-        out = []
-        for i, item in enumerate(raw):
-            where = f"domain_randomization[{i}]"
-            if not isinstance(item, dict) or set(item) != {"name", "nominal", "bounds"}:
-                raise self.fail(where, "needs exactly the keys name, nominal, bounds")
-            if item["name"] not in PARAMS:
-                raise self.fail(f"{where}.name", f"unknown parameter; known: {', '.join(PARAMS)}")
-            entry = PARAMS[item["name"]]
-            bounds = item["bounds"]
-            if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)):
-                raise self.fail(f"{where}.bounds", "must be [low, high]")
-            low, high, nominal = float(bounds[0]), float(bounds[1]), item["nominal"]
-            if not entry.low <= low <= high <= entry.high:
-                raise self.fail(f"{where}.bounds", f"[{low:g}, {high:g}] must be an interval within the physical "
-                                f"bounds of {entry.name}, [{entry.low:g}, {entry.high:g}] {entry.unit}")
-            if not isinstance(nominal, (int, float)) or not low <= nominal <= high:
-                raise self.fail(f"{where}.nominal", f"must lie within bounds [{low}, {high}]")
-            out.append(DRParam(item["name"], float(nominal), low, high))
-        return tuple(out)
+        try:
+            return dr_ranges(raw or [], f"{self.where}: domain_randomization")
+        except ParamError as e:
+            raise TaskError(str(e)) from None
 
     def train_defaults(self, raw: Any) -> TrainDefaults:
         raw = dict(raw or {})
@@ -296,3 +281,41 @@ def success_check(expr: str) -> SuccessFn:
 def eval_success(expr: str, s: SimState) -> torch.Tensor:
     """Evaluate a task's success expression to a bool tensor (N,)."""
     return success_check(expr)(s)
+
+
+def dr_ranges(raw: object, where: str) -> tuple[DRParam, ...]:
+    """A list of {name, nominal, bounds} (the schema of a task's `domain_randomization`), checked against the
+    registry; one line naming `where` and the entry when something is wrong."""
+    if not isinstance(raw, list):
+        raise ParamError(f"{where}: must be a list of {{name, nominal, bounds}}")
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict) or set(item) != {"name", "nominal", "bounds"}:
+            raise ParamError(f"{at}: needs exactly the keys name, nominal, bounds")
+        entry = param(str(item["name"]), at)
+        if entry.name in seen:
+            raise ParamError(f"{at}: {entry.name} is randomized twice")
+        seen.add(entry.name)
+        bounds = item["bounds"]
+        if not (isinstance(bounds, list) and len(bounds) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+            raise ParamError(f"{at}.bounds: must be [low, high]")
+        low, high, nominal = float(bounds[0]), float(bounds[1]), item["nominal"]
+        if not entry.low <= low <= high <= entry.high:
+            raise ParamError(f"{at}.bounds: [{low:g}, {high:g}] must be an interval within the physical bounds of "
+                             f"{entry.name}, [{entry.low:g}, {entry.high:g}] {entry.unit}")
+        if isinstance(nominal, bool) or not isinstance(nominal, (int, float)) or not low <= nominal <= high:
+            raise ParamError(f"{at}.nominal: must be a number within bounds [{low:g}, {high:g}]")
+        if entry.integer and math.floor(high) < math.ceil(low):
+            raise ParamError(f"{at}.bounds: [{low:g}, {high:g}] holds no whole number of {entry.unit}")
+        out.append(DRParam(entry.name, float(nominal), low, high))
+    return tuple(out)
+
+
+def load_randomization_file(path: Path) -> tuple[DRParam, ...]:
+    """A randomization file (`--dr`): YAML, either the list itself or a mapping with `domain_randomization`."""
+    raw = read_yaml(path, "randomization file")
+    if isinstance(raw, dict) and "domain_randomization" in raw:
+        return dr_ranges(raw["domain_randomization"], f"{path}: domain_randomization")
+    return dr_ranges(raw, str(path))

@@ -67,6 +67,10 @@ class DRParam:
     low: float
     high: float
 
+    def as_dict(self) -> dict:
+        """The schema of a task's `domain_randomization` entries and of `--dr` files."""
+        return {"name": self.name, "nominal": self.nominal, "bounds": [self.low, self.high]}
+
 
 @dataclass
 class PPOConfig:
@@ -134,9 +138,7 @@ class TaskSpec:
         """Plain data, as saved into a run folder; `task_from_dict` reads it back."""
         out = dataclasses.asdict(self)
         out.pop("source")
-        out["domain_randomization"] = [
-            {"name": p.name, "nominal": p.nominal, "bounds": [p.low, p.high]} for p in self.domain_randomization
-        ]
+        out["domain_randomization"] = [p.as_dict() for p in self.domain_randomization]
         return _lists(out)
 
 

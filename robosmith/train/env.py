@@ -8,15 +8,13 @@ so the trainer never has to parse anything.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
 from robosmith.contract.metrics import EpisodeRecorder
-from robosmith.contract.observations import observation_vector
+from robosmith.contract.observations import observation_vector, sensed_state
 from robosmith.contract.reward_call import call_reward
 from robosmith.contract.state import SimState
 from robosmith.reward.load import RewardFn
@@ -42,11 +40,13 @@ class TaskEnv(VecEnv):
         seed: int = 0,
         auto_reset: bool = True,
         nthread: int = 0,
+        randomize: bool = False,
     ) -> None:
         self.task, self.reward_fn, self.auto_reset = task, reward_fn, auto_reset
         cfg = env_config(task, num_envs, seed)
         cfg.nthread = nthread
-        self.sim = BatchedEnv(task.scene, cfg, task.reset, task.has_goal)
+        randomization = task.domain_randomization if randomize else ()
+        self.sim = BatchedEnv(task.scene, cfg, task.reset, task.has_goal, randomization)
         self.num_envs = num_envs
         self.num_actions = 6
         self.max_episode_length = task.episode_length
@@ -66,25 +66,27 @@ class TaskEnv(VecEnv):
         self.sim.episode_step[:] = value
 
     # ------------------------------------------------------------------------------------ observations
+    def sensed(self, s: SimState) -> SimState:
+        """The state as the policy's sensors report it: the task's sensor noise, and the sensor effects
+        (noise, calibration offsets) set or randomized per environment."""
+        noise: dict[str, float | torch.Tensor] = dict(self.task.obs_noise)
+        effect_noise, offset = self.sim.sensing()
+        for name, std in effect_noise.items():
+            noise[name] = torch.sqrt(std**2 + noise.get(name, 0.0) ** 2)  # independent sources add in variance
+        return sensed_state(s, noise, self.noise_gen, offset)
+
     def observe(self, s: SimState) -> torch.Tensor:
-        """The task's observation vector of a state, with the task's sensor noise."""
-        return observation_vector(s, self.task.observations, self.max_episode_length, self.task.obs_noise,
-                                  self.noise_gen)
+        """The task's observation vector of a state, as the sensors report it."""
+        return observation_vector(self.sensed(s), self.task.observations, self.max_episode_length)
 
     def get_observations(self) -> TensorDict:
         return TensorDict({"policy": self.observe(self.state)}, batch_size=[self.num_envs])
 
     def observation(self, spec: PolicySpec) -> Observation:
-        """What a policy of the interface receives now: the state (with the task's sensor noise) and the
-        camera images it asks for, rendered at its sizes."""
-        s = self.state
-        noisy = {}
-        for name, std in self.task.obs_noise.items():
-            value = getattr(s, name)
-            noisy[name] = value + std * torch.randn(value.shape, generator=self.noise_gen)
-        state = dataclasses.replace(s, **noisy) if noisy else s
+        """What a policy of the interface receives now: the state as the sensors report it and the camera
+        images it asks for, rendered at its sizes."""
         images = {camera: self.render(camera, size) for camera, size in spec.cameras.items()}
-        return Observation(state, images, torch.from_numpy(self.sim.target.copy()))
+        return Observation(self.sensed(self.state), images, torch.from_numpy(self.sim.target.copy()))
 
     def render(self, camera: str, size: tuple[int, int]) -> torch.Tensor:
         """(N, H, W, 3) uint8 images of every environment from one of the scene's cameras."""
@@ -117,6 +119,9 @@ class TaskEnv(VecEnv):
         """(environment steps, statistics) since the last call."""
         steps, summary = self.recorder.steps, self.recorder.summary()
         self.recorder.clear()
+        sampled = self.sim.pop_sampled()
+        if sampled:
+            summary["randomization"] = sampled
         return steps, summary
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ class TrainSettings:
     seed: int
     eval_episodes: int
     video_episodes: int = 4
+    randomize: bool = True  # sample the task's domain_randomization per environment at every reset
 
     @staticmethod
     def from_task(task: TaskSpec, **overrides: float | int | None) -> TrainSettings:
@@ -135,10 +136,13 @@ def train(
     config = {
         "task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg,
         "reward_file": TrainingRun.reward,
+        # The ranges this run sampled (none: the nominal world only).
+        "randomization": [p.as_dict() for p in task.domain_randomization] if settings.randomize else [],
     }
     write_json(run.config, config)
 
-    env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads)
+    env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads,
+                  randomize=settings.randomize)
     if stagger:
         # Staggered episode starts keep resets (and success statistics) spread over every iteration.
         env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)

@@ -1,0 +1,216 @@
+"""Domain randomization on the CPU backend: values drawn per environment at each reset, within their ranges,
+following the seed, and reaching each environment's physics (or its actuation and sensing path)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from robosmith.cli import app
+from robosmith.robot.params import PARAMS
+from robosmith.robot.so101 import JOINT_NAMES
+from robosmith.sim.batched_env import BatchedEnv, EnvConfig
+from robosmith.task import load_task
+from robosmith.task.spec import DRParam, ResetConfig, SceneConfig
+from robosmith.train.env import TaskEnv
+
+RANGES = (
+    DRParam("actuator_kp", 17.8, 8.0, 24.0),
+    DRParam("joint_frictionloss", 0.05, 0.0, 0.2),
+    DRParam("cube_mass", 0.03, 0.01, 0.1),
+    DRParam("cube_size", 0.025, 0.02, 0.035),
+    DRParam("action_delay_steps", 0, 0, 3),
+    DRParam("joint_zero_offset", 0.0, -0.05, 0.05),
+)
+
+
+def make_env(n=8, seed=0, randomization=(), **cfg):
+    cfg.setdefault("nthread", 2)
+    return BatchedEnv(SceneConfig(cube=True), EnvConfig(num_envs=n, seed=seed, **cfg), ResetConfig(), has_goal=True,
+                      randomization=randomization)
+
+
+def drawn(env):
+    """What each environment got: model values read back from its own model, effects from the env."""
+    m = env.models
+    return {
+        "actuator_kp": np.array([[mi.actuator_gainprm[mi.actuator(j).id, 0] for j in JOINT_NAMES] for mi in m]),
+        "joint_frictionloss": np.array([[mi.dof_frictionloss[mi.joint(j).dofadr[0]] for j in JOINT_NAMES] for mi in m]),
+        "cube_mass": np.array([mi.body_mass[mi.body("cube").id] for mi in m]),
+        "cube_size": np.array([2 * mi.geom_size[mi.geom("cube").id, 0] for mi in m]),
+        "action_delay_steps": env.effects["action_delay_steps"].copy(),
+        "joint_zero_offset": env.effects["joint_zero_offset"].copy(),
+    }
+
+
+def test_values_stay_in_their_ranges_follow_the_seed_and_change_at_each_reset():
+    a, b, c = make_env(seed=3, randomization=RANGES), make_env(seed=3, randomization=RANGES), make_env(
+        seed=4, randomization=RANGES)
+    first = drawn(a)
+    for p in RANGES:
+        values = first[p.name]
+        assert values.min() >= p.low and values.max() <= p.high, p.name
+        assert values.std() > 0, f"{p.name}: every environment drew the same value"
+        np.testing.assert_array_equal(values, drawn(b)[p.name])
+        assert not np.array_equal(values, drawn(c)[p.name]), p.name
+    # Per joint: each joint draws its own value.
+    assert np.ptp(first["actuator_kp"], axis=1).min() > 0
+    assert set(np.unique(first["action_delay_steps"])) <= {0.0, 1.0, 2.0, 3.0}
+    a.reset(np.array([2, 5]))
+    again = drawn(a)
+    changed = np.flatnonzero((again["actuator_kp"] != first["actuator_kp"]).any(axis=1))
+    assert changed.tolist() == [2, 5]
+    for env in (a, b, c):
+        env.close()
+
+
+def test_randomization_changes_nothing_else():
+    plain, randomized = make_env(seed=5), make_env(seed=5, randomization=(DRParam("actuator_kp", 17.8, 8.0, 24.0),))
+    np.testing.assert_array_equal(plain.state().joint_pos, randomized.state().joint_pos)
+    np.testing.assert_array_equal(plain.state().object_pos[:, :2], randomized.state().object_pos[:, :2])
+    plain.close()
+    randomized.close()
+
+
+def settled(env, steps=40):
+    """Every environment in the same settled state: the first one's after holding home."""
+    for _ in range(steps):
+        env.step(torch.zeros(env.num_envs, 6))
+    qpos, qvel = env.physical_state()
+    env.set_state(np.repeat(qpos[:1], env.num_envs, 0), np.repeat(qvel[:1], env.num_envs, 0),
+                  np.repeat(env.target[:1], env.num_envs, 0))
+
+
+def joint_trajectory(env, action, steps):
+    out = []
+    for _ in range(steps):
+        s, _ = env.step(action)
+        out.append(s.joint_pos.numpy().copy())
+    return np.stack(out)  # (steps, N, 6)
+
+
+def test_a_delay_of_k_steps_shifts_the_response_by_k_steps():
+    env = make_env(4, action_mode="absolute", action_scale=1.0)
+    settled(env)
+    env.set_physics({"action_delay_steps": np.array([0, 1, 3, 0])})
+    action = torch.tensor([[0.4, 0.3, -0.3, 0.2, 0.0, 0.0]] * 4)
+    traj = joint_trajectory(env, action, 12)
+    moved = np.abs(traj[:, 0] - traj[0, 3]).max()
+    assert moved > 0.1  # the step response is large ...
+    for env_id, k in ((1, 1), (2, 3)):
+        # ... and the delayed arm does the very same thing k control periods later.
+        np.testing.assert_allclose(traj[k:, env_id], traj[: 12 - k, 0], atol=2e-3)
+        assert np.abs(traj[k - 1, env_id] - traj[k - 1, 0]).max() > 0.02
+    env.close()
+
+
+def test_a_slow_servo_lags_more_and_a_heavy_or_larger_cube_is_really_there():
+    env = make_env(3, action_mode="absolute", action_scale=1.0)
+    settled(env)
+    env.set_physics({"actuator_kp": np.array([17.8, 6.0, 17.8]), "cube_size": np.array([0.025, 0.025, 0.04]),
+                     "cube_mass": np.array([0.03, 0.03, 0.2])})
+    start = env.state().joint_pos.numpy()[0]
+    traj = joint_trajectory(env, torch.tensor([[0.5, 0.4, -0.4, 0.3, 0.0, 0.0]] * 3), 3)
+    covered = np.abs(traj[-1] - start).sum(axis=1)  # how far each arm got in 0.1 s
+    assert covered[1] < 0.8 * covered[0] and covered[2] == pytest.approx(covered[0], rel=0.05)
+    # A fresh episode: each cube starts resting on the table at its own half size, and stays there.
+    env.reset(np.arange(3))
+    for _ in range(15):
+        s, _ = env.step(torch.zeros(3, 6))
+    np.testing.assert_allclose(s.object_pos[:, 2].numpy(), [0.0125, 0.0125, 0.02], atol=1e-3)
+    assert env.models[2].body_inertia[env.models[2].body("cube").id][0] == pytest.approx(0.2 * 0.04**2 / 6)
+    env.close()
+
+
+def test_zero_offsets_shift_where_the_arm_goes_but_not_what_it_reports():
+    env = make_env(2, action_mode="absolute", action_scale=1.0)
+    offset = np.array([0.06, -0.05, 0.04, 0.05, -0.06, 0.0])
+    env.set_physics({"joint_zero_offset": np.stack([np.zeros(6), offset])})
+    env.reset(np.arange(2))
+    s0 = env.state()
+    env.set_state(np.repeat(env.physical_state()[0][:1], 2, 0), np.zeros((2, env.model.nv)))
+    hold = torch.zeros(2, 6)
+    for _ in range(60):
+        s, _ = env.step(hold)
+    true_gap = (s.joint_pos[1] - s.joint_pos[0]).numpy()
+    np.testing.assert_allclose(true_gap, -offset, atol=0.01)  # driven to target - offset
+    noise, reported_offset = env.sensing()
+    reported = s.joint_pos + reported_offset
+    np.testing.assert_allclose((reported[1] - reported[0]).numpy(), 0.0, atol=0.01)  # and reports q + offset
+    assert s0.joint_pos.shape == (2, 6) and not noise
+    env.close()
+
+
+def test_sensor_and_action_noise_follow_their_per_environment_std():
+    task = load_task("so101_lift")
+    env = TaskEnv(task, lambda s: (s.joint_pos[:, 0] * 0, {}), 2, nthread=1)
+    env.sim.set_physics({"joint_pos_noise": np.array([0.0, 0.05]), "object_pos_noise": np.array([0.02, 0.0])})
+    reads = torch.stack([env.sensed(env.state).joint_pos for _ in range(400)]).std(dim=0).mean(dim=1)
+    objects = torch.stack([env.sensed(env.state).object_pos for _ in range(400)]).std(dim=0).mean(dim=1)
+    assert float(reads[0]) == 0.0 and float(reads[1]) == pytest.approx(0.05, rel=0.15)
+    assert float(objects[0]) == pytest.approx(0.02, rel=0.15) and float(objects[1]) == 0.0
+    # Action noise moves the servo targets of the noisy environment only.
+    env.sim.set_physics({"action_noise": np.array([0.0, 0.2])})
+    before = env.sim.target.copy()
+    env.step(torch.zeros(2, 6))
+    home = np.asarray(task.action_map().home)
+    assert np.abs(env.sim.target[0] - home).max() < 1e-9 < np.abs(env.sim.target[1] - before[1]).max()
+    env.close()
+
+
+def test_train_samples_the_task_randomization_and_records_it(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "so101_reach", "--iterations", "2", "--num-envs", "8", "--eval-episodes", "2", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    names = [p["name"] for p in config["randomization"]]
+    assert names == [p.name for p in load_task("so101_reach").domain_randomization]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # Every reset draws one world: the 8 first ones, then one per finished episode (six joints each).
+    kp = rows[0]["randomization"]["actuator_kp"]
+    assert kp["n"] == 6 * (8 + rows[0]["episodes"]) and 7.0 <= kp["min"] <= kp["mean"] <= kp["max"] <= 24.0
+    later = rows[1].get("randomization", {}).get("actuator_kp", {"n": 0})
+    assert later["n"] == 6 * rows[1]["episodes"]
+
+    dr = tmp_path / "dr.yaml"
+    dr.write_text("- {name: action_delay_steps, nominal: 1, bounds: [0, 3]}\n")
+    result = CliRunner().invoke(app, [*args, "--dr", str(dr), "--out", str(tmp_path / "dr-run")])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "dr-run" / "config.json").read_text())
+    assert config["randomization"] == [{"name": "action_delay_steps", "nominal": 1.0, "bounds": [0.0, 3.0]}]
+
+    result = CliRunner().invoke(app, [*args, "--no-randomize", "--out", str(tmp_path / "plain")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["randomization"] == []
+    assert "randomization" not in json.loads((tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()[0])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- {name: kp, nominal: 1, bounds: [0, 2]}\n", "dr.yaml[0]: 'kp' is not a physical parameter"),
+    ("- {name: cube_mass, nominal: 0.03, bounds: [0.01, 3.0]}\n",
+     "dr.yaml[0].bounds: [0.01, 3] must be an interval within the physical bounds of cube_mass"),
+    ("- {name: cube_mass, nominal: 0.5, bounds: [0.01, 0.1]}\n", "dr.yaml[0].nominal: must be a number within"),
+    ("- {name: cube_mass, bounds: [0.01, 0.1]}\n", "dr.yaml[0]: needs exactly the keys name, nominal, bounds"),
+    ("- {name: action_delay_steps, nominal: 0.5, bounds: [0.2, 0.8]}\n", "holds no whole number of control steps"),
+    ("cube_mass: [0.01\n", "dr.yaml: not valid YAML"),
+    ("{a: 1}\n", "dr.yaml: must be a list of {name, nominal, bounds}"),
+])
+def test_bad_randomization_files_get_one_line(tmp_path, text, message):
+    dr = tmp_path / "dr.yaml"
+    dr.write_text(text)
+    result = CliRunner().invoke(app, ["train", "so101_reach", "--dr", str(dr), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_effect_and_model_parameter_can_be_randomized():
+    ranges = tuple(DRParam(name, e.low, e.low, e.low + (e.high - e.low) / 4) for name, e in PARAMS.items())
+    env = make_env(3, randomization=ranges)
+    for _ in range(3):
+        s, unstable = env.step(torch.zeros(3, 6))
+    assert s.joint_pos.isfinite().all()
+    env.close()
