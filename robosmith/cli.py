@@ -187,6 +187,50 @@ def robustness(
         typer.echo(f"heat map: {picture}")
 
 
+@app.command()
+def rapp(
+    run: Annotated[str, typer.Argument(help="policy: an RL run, a `bc train` or finetune folder")],
+    params: Annotated[str | None, typer.Option(
+        help="comma-separated registry names (default: the parameters the task randomizes)")] = None,
+    points: Annotated[int, typer.Option(help="grid values per parameter (whole-number ones: every value)")] = 9,
+    episodes: Annotated[int, typer.Option(help="episodes per value")] = 50,
+    threshold: Annotated[float | None, typer.Option(
+        help="success rate that counts as succeeding (default: 80% of the nominal success)")] = None,
+    task: Annotated[str | None, typer.Option(help="task (default: the one the policy was trained on)")] = None,
+    seed: Annotated[int, typer.Option()] = 12345,
+    as_json: Annotated[bool, typer.Option("--json", help="print rapp.json instead of the table")] = False,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """RAPP (DrEureka): sweep each physical parameter alone; the interval where the policy still succeeds."""
+    from robosmith.runs import write_json
+    from robosmith.sim2real.rapp import RAPP_FILE, plot_rapp, rapp_table
+    from robosmith.sim2real.rapp import rapp as sweep
+    from robosmith.train.policy import load_policy
+
+    folder = _policy_folder(run)
+    spec = _policy_task(folder, task)
+    names = [n.strip() for n in params.split(",") if n.strip()] if params else [
+        p.name for p in spec.domain_randomization]
+    if not names:
+        _fail(f"{spec.name} randomizes nothing; name the parameters with --params")
+    if points < 3 or episodes < 1 or (threshold is not None and not 0 < threshold <= 1):
+        _fail("--points must be >= 3, --episodes >= 1 and --threshold within (0, 1]")
+    policy = load_policy(folder, spec)
+    try:
+        result = sweep(policy, spec, names, points, episodes, seed, threshold, progress)
+    finally:
+        policy.close()
+    result["policy"] = str(folder)
+    write_json(folder / RAPP_FILE, result)
+    plot_rapp(result, folder / "rapp.png")
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        typer.echo(rapp_table(result))
+        typer.echo(f"wrote {folder / RAPP_FILE} and {folder / 'rapp.png'}")
+
+
 def _policy_folder(run: str) -> Path:
     from robosmith.runs import runs_root
 

@@ -12,6 +12,7 @@ from robosmith.cli import app
 from robosmith.robot.ik import solve_ik
 from robosmith.robot.params import PARAMS, ParamError
 from robosmith.sim.scene import compile_scene
+from robosmith.sim2real.rapp import rapp
 from robosmith.sim2real.robustness import SUITES_DIR, evaluate_variants, load_variants, suite_path
 from robosmith.task import load_task
 from robosmith.train.policy import Observation, PolicySpec
@@ -126,3 +127,40 @@ def test_each_task_ships_a_default_and_a_test_suite_with_a_real_arm_in_them(task
         json.dumps(v.params, sort_keys=True) for v in default}
     assert sorted(p.name for p in SUITES_DIR.glob(f"{task_name}*.yaml")) == [f"{task_name}.test.yaml",
                                                                               f"{task_name}.yaml"]
+
+
+def test_rapp_finds_where_a_policy_stops_succeeding(tmp_path):
+    task = load_task("so101_reach")
+    result = rapp(ReachByIK(task), task, ["actuator_force_limit", "joint_zero_offset", "action_delay_steps"],
+                  points=7, episodes=10, progress=False)
+    assert result["nominal_success_rate"] >= 0.9 and result["threshold"] == pytest.approx(0.8 * result[
+        "nominal_success_rate"])
+    sweeps = {p["name"]: p for p in result["parameters"]}
+    force = sweeps["actuator_force_limit"]
+    assert force["values"][0] == PARAMS["actuator_force_limit"].low and PARAMS["actuator_force_limit"].default in \
+        force["values"]
+    low, high = force["interval"]
+    assert 0.1 < low <= 3.35 <= high == 20.0  # too weak to hold the arm up below some torque; never too strong
+    offsets = sweeps["joint_zero_offset"]
+    assert -0.2 < offsets["interval"][0] <= 0.0 <= offsets["interval"][1] < 0.2  # far-off calibration misses
+    assert sweeps["action_delay_steps"]["values"] == list(range(11))  # every whole number of steps
+    for p in sweeps.values():
+        sure, measured, possible = p["interval_sure"], p["interval"], p["interval_possible"]
+        assert possible[0] <= measured[0] and measured[1] <= possible[1]
+        assert sure is None or (measured[0] <= sure[0] and sure[1] <= measured[1])
+
+
+def test_cli_rapp_writes_json_and_plot(tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "so101_reach", "--iterations", "1", "--num-envs", "4",
+                                      "--eval-episodes", "2", "--no-progress", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["rapp", str(run), "--params", "actuator_kp,cube_mass", "--no-progress"])
+    assert result.exit_code == 2 and "cube_mass: so101_reach has no cube" in result.output
+    result = CliRunner().invoke(app, ["rapp", str(run), "--params", "actuator_kp", "--points", "3", "--episodes", "2",
+                                      "--threshold", "0.5", "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed == json.loads((run / "rapp.json").read_text())
+    assert printed["threshold"] == 0.5 and printed["parameters"][0]["name"] == "actuator_kp"
+    assert (run / "rapp.png").stat().st_size > 1000

@@ -6,6 +6,7 @@ from a fresh initial state, the policy acting on the observations it declared.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from robosmith.task.spec import TaskSpec
 from robosmith.train.env import TaskEnv
 from robosmith.train.policy import Policy, RLPolicy, load_policy
 
-__all__ = ["evaluate", "evaluate_policy", "evaluate_run", "wilson_interval"]
+__all__ = ["evaluate", "evaluate_policy", "evaluate_run", "play_episodes", "wilson_interval"]
 
 
 def evaluate_run(run_dir: Path, episodes: int = 100, video_episodes: int = 4, seed: int = 12345,
@@ -78,12 +79,7 @@ def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes:
 
     if renderer:
         snap()
-    policy.reset()
-    with torch.inference_mode():
-        for _ in tqdm(range(task.episode_length), desc=f"eval {task.name}", unit="step", disable=not progress):
-            env.step(policy.act(env.observation(policy.spec)))
-            if renderer:
-                snap()
+    play_episodes(env, policy, progress, snap if renderer else None)
     recorder = env.recorder
     env.close()
     episodes_ended = int(recorder.episodes)
@@ -94,3 +90,17 @@ def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes:
         video = write_video([f for ep in frames for f in ep], TrainingRun(out_dir).video, fps=task.control_hz)
         result["video"] = video.name
     return result
+
+
+def play_episodes(env: TaskEnv, policy: Policy, progress: bool = True, on_step: Callable[[], None] | None = None
+                  ) -> torch.Tensor:
+    """Every environment of `env` (made with auto_reset=False) plays one episode with `policy`; returns each
+    environment's outcome (1 success, 0 failure, -1 not ended). `on_step` runs after every control step."""
+    env.recorder.keep_outcomes = True
+    policy.reset()
+    with torch.inference_mode():
+        for _ in tqdm(range(env.task.episode_length), desc=f"eval {env.task.name}", unit="step", disable=not progress):
+            env.step(policy.act(env.observation(policy.spec)))
+            if on_step is not None:
+                on_step()
+    return env.recorder.outcomes.clone()
