@@ -150,6 +150,7 @@ def robustness(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Success of each policy in each variant of the world: a table, robustness.json per policy, a heat map."""
+    from robosmith.runs import TrainingRun
     from robosmith.sim2real.robustness import (
         evaluate_variants,
         load_variants,
@@ -179,7 +180,8 @@ def robustness(
         if not as_json:
             typer.echo(f"{folder} on {spec.name} ({variants_file.name}, {episodes} episodes per variant):")
             typer.echo(robustness_table(result))
-    picture = plot_heatmap([(Path(r["policy"]).name, r) for r in results], out or folders[0] / "robustness.png")
+    picture = plot_heatmap([(Path(r["policy"]).name, r) for r in results],
+                           out or TrainingRun(folders[0]).robustness_plot)
     if as_json:
         json.dump(results[0] if len(results) == 1 else results, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -202,8 +204,8 @@ def rapp(
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """RAPP (DrEureka): sweep each physical parameter alone; the interval where the policy still succeeds."""
-    from robosmith.runs import write_json
-    from robosmith.sim2real.rapp import RAPP_FILE, plot_rapp, rapp_table
+    from robosmith.runs import TrainingRun, write_json
+    from robosmith.sim2real.rapp import plot_rapp, rapp_table
     from robosmith.sim2real.rapp import rapp as sweep
     from robosmith.train.policy import load_policy
 
@@ -221,14 +223,15 @@ def rapp(
     finally:
         policy.close()
     result["policy"] = str(folder)
-    write_json(folder / RAPP_FILE, result)
-    plot_rapp(result, folder / "rapp.png")
+    files = TrainingRun(folder)
+    write_json(files.rapp, result)
+    plot_rapp(result, files.rapp_plot)
     if as_json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         typer.echo(rapp_table(result))
-        typer.echo(f"wrote {folder / RAPP_FILE} and {folder / 'rapp.png'}")
+        typer.echo(f"wrote {files.rapp} and {files.rapp_plot}")
 
 
 def _policy_folder(run: str) -> Path:
@@ -295,8 +298,14 @@ def run(
         help="memory limit of each candidate's trainer (default: 80% of the machine's, shared)")] = None,
     trainer_cpu_s: Annotated[int | None, typer.Option(
         help="CPU-time limit of each candidate's trainer (default: its time limit on each of its threads)")] = None,
+    dr: Annotated[bool | None, typer.Option(
+        "--dr/--no-dr", help="randomization phase after the reward phase (default: once the reward met its "
+        "target)")] = None,
+    dr_iterations: Annotated[int, typer.Option(help="iterations of the randomization phase")] = 1,
+    dr_candidates: Annotated[int, typer.Option(help="randomization candidates per iteration")] = 2,
 ) -> None:
-    """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate."""
+    """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate; then (DrEureka)
+    design the domain randomization and select it by robustness."""
     from robosmith.agent.llm import LLMClient, LLMConfig
     from robosmith.agent.loop import LoopSettings, RewardLoop
     from robosmith.agent.task_from_text import choose_task
@@ -318,6 +327,7 @@ def run(
         parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
         until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
         isaaclab_version=version, trainer_memory_mb=trainer_memory_mb, trainer_cpu_s=trainer_cpu_s,
+        dr=dr, dr_iterations=dr_iterations, dr_candidates=dr_candidates,
     )
     staging = out if out else new_run_dir("run")
     client = LLMClient(llm, AgentRun(staging).llm_calls) if llm else None
@@ -395,7 +405,9 @@ def _finish(loop, state: dict) -> None:
 
     summary = loop.write_summary(state)
     if state.get("paused_for_review"):
-        typer.echo(f"paused for review after iteration {state['iteration']}: robosmith review {loop.run_dir}")
+        phase = "randomization iteration" if state.get("phase") == "randomization" else "iteration"
+        it = state["dr_iteration"] if state.get("phase") == "randomization" else state["iteration"]
+        typer.echo(f"paused for review after {phase} {it}: robosmith review {loop.run_dir}")
         typer.echo(f"report: {loop.files.report}")
         return
     typer.echo(f"stopped: {summary['stop_reason']}")
@@ -416,6 +428,15 @@ def _finish(loop, state: dict) -> None:
             typer.echo(f"video: {video}")
     else:
         typer.echo("no candidate trained successfully")
+    dr = summary.get("randomization")
+    if dr:
+        plain = dr["without_randomization"]
+        typer.echo(f"randomization phase: {dr['stop_reason']}; {dr['candidates_tried']} candidates; without "
+                   f"randomization the best reward's policy keeps {plain['robustness_worst']:.0%} in its worst variant")
+        if dr["best"]:
+            top = dr["best"]
+            typer.echo(f"most robust: candidate {top['id']}, worst variant {top['robustness_worst']:.0%}, mean "
+                       f"{top['robustness_mean']:.0%}: {loop.run_dir / top['dir'] / CandidateFolder.randomization}")
     typer.echo(f"summary: {loop.files.summary}")
     typer.echo(f"report: {loop.files.report}")
 
@@ -454,17 +475,16 @@ def review_cmd(
 
 
 def _edited_code(loop, state: dict, candidate: str, file: Path | None) -> str:
-    from robosmith.runs import CandidateFolder
+    from robosmith.agent.review import editable_file
 
     if file is not None:
         if not file.is_file():
             _fail(f"{file}: no such file")
         return file.read_text()
-    record = next((r for r in loop.iteration_records(state) if r["id"] == candidate), None)
-    source = CandidateFolder(loop.folder(record)).reward_body if record else None
+    source = editable_file(loop, state, candidate)
     if source is None or not source.is_file():
-        _fail(f"no code for candidate {candidate}")
-    edited = typer.edit(source.read_text(), extension=".py")
+        _fail(f"nothing to edit for candidate {candidate}")
+    edited = typer.edit(source.read_text(), extension=source.suffix)
     if edited is None:
         _fail("the editor was closed without saving")
     return edited

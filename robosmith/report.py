@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from robosmith.runs import AgentRun, CandidateFolder, read_metrics, write_text_atomic
+from robosmith.runs import AgentRun, CandidateFolder, TrainingRun, read_metrics, write_text_atomic
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -151,8 +151,49 @@ def write_report(run_dir: Path) -> Path:
     body.append("<h2>Timeline</h2><table><tr><th>candidate</th><th>status</th><th>success</th><th>decision</th>"
                 "</tr>" + "".join(rows) + "</table>")
     body.extend(sections)
+    body.extend(_randomization_section(run_dir, summary.get("randomization")))
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>robosmith {html.escape(task["name"])}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
     out = run.report
     write_text_atomic(out, page)
+    return out
+
+
+def _robustness_table(result: dict) -> str:
+    rows = "".join(
+        f'<tr><td>{html.escape(v["name"])}</td><td class="{"ok" if v["success_rate"] >= 0.8 else "bad"}">'
+        f'{v["success_rate"]:.0%}</td><td>{v["ci95"][0]:.0%}-{v["ci95"][1]:.0%}</td></tr>'
+        for v in result["variants"])
+    return f"<table><tr><th>variant</th><th>success</th><th>95% CI</th></tr>{rows}</table>"
+
+
+def _ranges_table(ranges: list[dict]) -> str:
+    rows = "".join(f'<tr><td>{html.escape(r["name"])}</td><td>{r["bounds"][0]:.4g}</td><td>{r["bounds"][1]:.4g}</td>'
+                   f'<td>{r["nominal"]:.4g}</td></tr>' for r in ranges)
+    return f"<table><tr><th>parameter</th><th>low</th><th>high</th><th>task value</th></tr>{rows}</table>"
+
+
+def _randomization_section(run_dir: Path, summary: dict | None) -> list[str]:
+    """The randomization phase: the policy without randomization, then each candidate's ranges beside its
+    robustness on the task's default suite."""
+    prior = AgentRun(run_dir).prior
+    robustness = TrainingRun(prior).robustness
+    if not robustness.is_file():
+        return []
+    out = [f"<h2>Randomization phase</h2><p>{html.escape((summary or {}).get('stop_reason') or 'running')}. "
+           "Candidates train the best reward under their ranges; selection is by the worst variant of the "
+           "default suite, then the mean.</p>",
+           '<div class="cand"><h3>Without randomization (the best reward\'s policy)</h3>'
+           f"{_robustness_table(json.loads(robustness.read_text()))}</div>"]
+    for cand_dir in sorted(run_dir.glob("dr_*/cand_*")):
+        cand = CandidateFolder(cand_dir)
+        record = json.loads(cand.record.read_text()) if cand.record.is_file() else {}
+        status = record.get("status", "training" if cand.metrics.is_file() else "pending")
+        cls = "ok" if status == "ok" else "bad"
+        ranges = _ranges_table(record["ranges"]) if record.get("ranges") else ""
+        table = _robustness_table(json.loads(cand.robustness.read_text())) if cand.robustness.is_file() else ""
+        out.append(f'<div class="cand"><h3>Candidate {html.escape(record.get("id", cand_dir.parent.name))} '
+                   f'<span class="{cls}">{status}</span></h3><div>{html.escape(record.get("origin", ""))}</div>'
+                   f'<div>{html.escape(record.get("why") or record.get("reason") or "")}</div>'
+                   f'<div class="plots">{ranges}{table}</div></div>')
     return out

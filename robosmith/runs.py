@@ -47,6 +47,10 @@ class TrainingRun(_Folder):
     eval_states = _File(EVAL_STATES_FILE)
     train_log = _File("train.log")
     residual = _File("residual.json")  # a finetuned BC policy: the residual's settings
+    robustness = _File("robustness.json")  # success per variant of a variants file (`robosmith robustness`)
+    robustness_plot = _File("robustness.png")
+    rapp = _File("rapp.json")  # success per value of each parameter alone (`robosmith rapp`)
+    rapp_plot = _File("rapp.png")
 
 
 class CandidateFolder(TrainingRun):
@@ -58,6 +62,7 @@ class CandidateFolder(TrainingRun):
     result = _File("result.json")  # how the candidate's training ended
     record = _File("record.json")  # kept or dropped, and why
     traceback = _File("traceback.txt")
+    randomization = _File("randomization.yaml")  # a randomization candidate's ranges (the --dr file schema)
 
 
 class AgentRun(_Folder):
@@ -74,6 +79,13 @@ class AgentRun(_Folder):
     def candidate_dir(iteration: int, k: int) -> str:
         """A candidate's folder, relative to the run."""
         return f"iter_{iteration:02d}/cand_{k}"
+
+    @staticmethod
+    def randomization_dir(iteration: int, k: int) -> str:
+        """A randomization candidate's folder, relative to the run."""
+        return f"dr_{iteration:02d}/cand_{k}"
+
+    prior = _File("dr_prior")  # the randomization phase's prior: RAPP and robustness of the best reward's policy
 
     def iteration_dir(self, iteration: int) -> Path:
         return self.path / f"iter_{iteration:02d}"

@@ -21,12 +21,14 @@ from pathlib import Path
 
 TIMING_KEYS = {"wall_s", "env_steps_per_s", "collect_s", "learn_s"}
 DRIVER = """
-import json, sys, torch
+import dataclasses, json, sys, torch
 from pathlib import Path
 from robosmith.task import load_task
 from robosmith.train.ppo import TrainSettings, train
 task = load_task(sys.argv[1])
-settings = TrainSettings.from_task(task, max_iterations=int(sys.argv[2]), max_minutes=600.0)
+# The nominal world on both sides: revisions that randomize by default are asked not to.
+nominal = {"randomize": False} if "randomize" in {f.name for f in dataclasses.fields(TrainSettings)} else {}
+settings = TrainSettings.from_task(task, max_iterations=int(sys.argv[2]), max_minutes=600.0, **nominal)
 train(task, task.reference_reward_body(), Path(sys.argv[3]), settings, progress=False, threads=2)
 """
 

@@ -188,22 +188,27 @@ def _wait_for(predicate, timeout_s: float) -> bool:
     return False
 
 
-@pytest.mark.slow
-def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_path):
-    run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
-           "--candidates", "2", "--iterations", "2", "--train-minutes", "0.1", "--num-envs", "16",
-           "--parallel", "2", "--eval-episodes", "4"]
-    env = dict(os.environ)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_when(cmd: list[str], marker: Path, timeout_s: float) -> bool:
+    """Run a command and SIGKILL it a second after `marker` appears; False if it never did."""
+    proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: (run / "iter_01" / "cand_0" / "train.log").is_file(), 240), "iteration 2 never began"
+        seen = _wait_for(marker.is_file, timeout_s)
         time.sleep(1.0)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
+    return seen
+
+
+@pytest.mark.slow
+def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
+           "--candidates", "2", "--iterations", "2", "--train-minutes", "0.1", "--num-envs", "16",
+           "--parallel", "2", "--eval-episodes", "4"]
+    assert kill_when(cmd, run / "iter_01" / "cand_0" / "train.log", 240), "iteration 2 never began"
     first = sorted((run / "iter_00").glob("cand_*"))
     assert len(first) == 2
     before = {c: ((c / "result.json").stat().st_mtime_ns, (c / "metrics.jsonl").read_text()) for c in first}

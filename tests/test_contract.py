@@ -40,12 +40,13 @@ def test_the_contract_imports_torch_and_the_standard_library_only():
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("sim", ("agent", "cli", "engines", "execution", "train", "bc")),
-    ("train", ("agent", "cli", "engines", "execution", "bc")),
-    ("reward", ("sim", "train", "agent", "cli", "engines", "execution", "task")),
-    ("robot", ("sim", "train", "agent", "cli", "engines", "execution", "task")),
-    ("task", ("sim", "train", "agent", "cli", "engines", "execution")),
-    ("engines", ("agent", "cli", "execution")),
+    ("sim", ("agent", "cli", "engines", "execution", "train", "bc", "sim2real")),
+    ("train", ("agent", "cli", "engines", "execution", "bc", "sim2real")),
+    ("reward", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real")),
+    ("robot", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real")),
+    ("task", ("sim", "train", "agent", "cli", "engines", "execution", "sim2real")),
+    ("sim2real", ("agent", "cli", "engines", "execution", "bc")),
+    ("engines", ("agent", "cli", "execution", "sim2real")),
     ("execution", ("agent", "cli")),
 ])
 def test_dependencies_point_one_way(package, forbidden):

@@ -11,6 +11,9 @@ Run folder (robosmith.runs.AgentRun names its files):
     llm_calls.jsonl     one line per LLM call: tokens, cost, time
     iter_NN/cand_K/     reward_body.py, reward.py (rendered module), job.json, metrics.jsonl, checkpoints/,
                         eval.json, eval.mp4, result.json, record.json (kept or dropped, and why)
+    dr_prior/           the randomization phase's prior: rapp.json, robustness.json (+ plots) of the best reward
+    dr_NN/cand_K/       randomization.yaml (the ranges), the best reward, a run trained under the ranges,
+                        robustness.json on the task's default suite, result.json, record.json
     summary.json        what was tried, what won, why the loop stopped
 Candidates train through an executor (robosmith.execution): local processes by default.
 """
@@ -40,6 +43,7 @@ from robosmith.agent.proposers import (
     ProposalContext,
     write_proposal,
 )
+from robosmith.agent.randomization import RandomizationPhase
 from robosmith.agent.reflect import candidate_stats, reflection_text
 from robosmith.engines.export import ExportOptions, export_package, package_name, task_info, template_env
 from robosmith.engines.launch import engine_command
@@ -80,10 +84,20 @@ class LoopSettings:
     # training at once; CPU time: the candidate's time limit on every thread it may use.
     trainer_memory_mb: int | None = None
     trainer_cpu_s: int | None = None
+    # The randomization phase (DrEureka) after the reward phase: None enters it once the reward met its target,
+    # True always (when a reward trained), False never.
+    dr: bool | None = None
+    dr_iterations: int = 1
+    dr_candidates: int = 2
+    dr_prior_episodes: int = 20  # episodes per value of each RAPP sweep
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
             raise ConfigError("candidates and max_iterations must be >= 1, train_minutes > 0")
+        if self.dr_iterations < 1 or self.dr_candidates < 1 or self.dr_prior_episodes < 1:
+            raise ConfigError("dr_iterations, dr_candidates and dr_prior_episodes must be >= 1")
+        if self.dr and self.backend != "cpu":
+            raise ConfigError(f"the randomization phase trains on the cpu backend only, not {self.backend}")
         if self.backend != "cpu":
             engine_command(self.backend, self.engine_python)  # fails now, with the path, not in every candidate
 
@@ -122,6 +136,16 @@ class LoopState(TypedDict, total=False):
     stop_reason: str
     best_before: dict | None  # the best when the iteration began: a rejected iteration falls back to it
     route: str  # where the review node sends the graph next
+    # The randomization phase (robosmith.agent.randomization)
+    phase: str  # "reward", then "randomization"
+    dr_prior: dict  # RAPP and robustness of the best reward's policy
+    dr_iteration: int
+    dr_candidates: list[dict]
+    dr_history: list[dict]
+    dr_best: dict | None
+    dr_best_before: dict | None
+    dr_feedback: str
+    dr_stop_reason: str
 
 
 class RewardLoop:
@@ -135,6 +159,7 @@ class RewardLoop:
         self.templates = template_env()
         self.executor: Executor = LocalExecutor(settings.workers, settings.candidate_timeout_s,
                                                 settings.trainer_limits, settings.threads_per_candidate)
+        self.randomization = RandomizationPhase(self)
 
     # ------------------------------------------------------------------------------------------ set-up
     @staticmethod
@@ -365,8 +390,23 @@ class RewardLoop:
         g.add_edge("reflect", "select")
         g.add_conditional_edges("select", lambda s: "review" if self.settings.review else "advance")
         g.add_conditional_edges("review", lambda s: s["route"])
-        g.add_conditional_edges("advance", lambda s: END if s.get("stop_reason") else "propose")
+        g.add_conditional_edges("advance", self.after_reward_iteration)
+        dr = self.randomization
+        for name in ("dr_prior", "dr_propose", "dr_validate", "dr_train", "dr_select", "dr_review", "dr_advance"):
+            g.add_node(name, getattr(dr, name))
+        g.add_conditional_edges("dr_prior", lambda s: END if s.get("dr_stop_reason") else "dr_propose")
+        g.add_conditional_edges("dr_propose", lambda s: END if s.get("dr_stop_reason") else "dr_validate")
+        g.add_edge("dr_validate", "dr_train")
+        g.add_edge("dr_train", "dr_select")
+        g.add_conditional_edges("dr_select", lambda s: "dr_review" if self.settings.review else "dr_advance")
+        g.add_conditional_edges("dr_review", lambda s: s["route"])
+        g.add_conditional_edges("dr_advance", lambda s: END if s.get("dr_stop_reason") else "dr_propose")
         return g.compile(checkpointer=checkpointer)
+
+    def after_reward_iteration(self, state: LoopState) -> str:
+        if not state.get("stop_reason"):
+            return "propose"
+        return "dr_prior" if self.randomization.should_enter(state) else END
 
     def run(self, resume: bool = False, decision: dict | None = None) -> LoopState:
         """Run (or continue) the graph until it ends or pauses for review; returns the state then."""
@@ -415,6 +455,7 @@ class RewardLoop:
             "reference": next(({"id": r["id"], "success_rate": r.get("success_rate"), "status": r["status"]}
                                for r in state.get("history", []) if r.get("origin") == REFERENCE_ORIGIN), None),
             "llm_cost_usd": self.client.spent_usd() if self.client else 0.0,
+            "randomization": self.randomization.summary(state),
         }
         write_json(self.files.summary, summary)
         write_report(self.run_dir)

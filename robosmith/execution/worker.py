@@ -13,6 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
+import torch
+
 from robosmith.contract.reward_call import RewardContractError
 from robosmith.engines.launch import render_engine_video, train_package
 from robosmith.reward.check import check_static
@@ -26,6 +28,8 @@ from robosmith.train.ppo import TrainSettings, train
 def run_candidate(folder: Path) -> dict:
     candidate = CandidateFolder(folder)
     job = json.loads(candidate.job.read_text())
+    if job.get("kind") == "prior":
+        return run_prior(folder, job)
     task = task_from_dict(job["task"], candidate.job)
     settings = TrainSettings(**job["settings"])
     body = (folder / job["reward_file"]).read_text()
@@ -46,6 +50,8 @@ def run_candidate(folder: Path) -> dict:
             mean_reward=last["mean_reward"], train_success_rate=last["success_rate"],
             env_steps=last["env_steps"], wall_s=last["wall_s"],
         )
+        if job.get("robustness"):  # a randomization candidate: judged on the task's variants, here, confined
+            result.update(robustness_of(folder, task, job["robustness"], settings.eval_episodes, threads))
     except RewardContractError as e:  # the reward broke a rule during training or evaluation
         result.update(status="violation", reason=f"reward broke the contract in training: {e}")
         candidate.traceback.write_text(traceback.format_exc())
@@ -91,6 +97,46 @@ def reward_body_of_module(source: str) -> str:
                  and all(a.asname is None for a in node.names))
     ]
     return "\n\n".join(ast.get_source_segment(source, node) for node in kept) + "\n"
+
+
+
+
+def robustness_of(folder: Path, task, variants: list[dict], episodes: int, threads: int) -> dict:
+    """The trained policy on each variant (robustness.json in the folder); the scores selection ranks by."""
+    from robosmith.sim2real.robustness import evaluate_variants, robustness_scores, variants_from, write_result
+    from robosmith.train.policy import RLPolicy
+
+    torch.set_num_threads(threads)
+    result = evaluate_variants(RLPolicy(folder, task), task, variants_from(variants), folder, episodes, progress=False)
+    write_result(folder, result)
+    return robustness_scores(result)
+
+
+def run_prior(folder: Path, job: dict) -> dict:
+    """The randomization phase's prior: RAPP and robustness of a trained policy (rapp.json, robustness.json)."""
+    from robosmith.sim2real.rapp import plot_rapp, rapp
+    from robosmith.sim2real.robustness import evaluate_variants, plot_heatmap, variants_from, write_result
+    from robosmith.train.policy import RLPolicy
+
+    run = CandidateFolder(folder)
+    result: dict = {"status": "ok", "reason": ""}
+    try:
+        torch.set_num_threads(int(job.get("threads", 1)))
+        task = task_from_dict(job["task"], run.job)
+        policy = RLPolicy(Path(job["policy"]), task)
+        sweeps = rapp(policy, task, job["names"], job["points"], job["episodes"], progress=False)
+        write_json(run.rapp, sweeps)
+        plot_rapp(sweeps, run.rapp_plot)
+        robust = evaluate_variants(policy, task, variants_from(job["variants"]), folder, job["eval_episodes"],
+                                   progress=False)
+        robust["policy"] = job["policy"]
+        write_result(folder, robust)
+        plot_heatmap([("without randomization", robust)], run.robustness_plot)
+    except Exception as e:  # noqa: BLE001 - recorded for the loop, which stops the phase with the reason
+        result.update(status="crashed", reason=sanitize(f"{type(e).__name__}: {e}".splitlines()[0][:400], 400))
+        run.traceback.write_text(traceback.format_exc())
+    write_json(run.result, result)
+    return result
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from robosmith.train.env import TaskEnv
 from robosmith.train.evaluate import play_episodes
 from robosmith.train.policy import Policy
 
-RAPP_FILE = "rapp.json"
 MAX_INTEGER_POINTS = 11
 
 
@@ -93,6 +92,8 @@ def rapp(
 
     nominal_rate, nominal_ci = success_per_value(np.zeros(1), None)
     cut = 0.8 * float(nominal_rate[0]) if threshold is None else threshold
+    if cut <= 0:  # a policy that never succeeds has no interval to report (every value would "succeed")
+        cut = math.inf
     sweeps = []
     for name in tqdm(names, desc="rapp", unit="parameter", disable=not progress):
         entry = PARAMS[name]
@@ -108,7 +109,7 @@ def rapp(
             "interval_possible": grow_interval(values, ci[:, 1] >= cut, start),
         })
     return {
-        "task": task.name, "episodes_per_value": episodes, "seed": seed, "threshold": cut,
+        "task": task.name, "episodes_per_value": episodes, "seed": seed, "threshold": cut if cut < math.inf else None,
         "nominal_success_rate": float(nominal_rate[0]), "nominal_ci95": nominal_ci[0].tolist(), "parameters": sweeps,
     }
 
@@ -117,7 +118,8 @@ def rapp_table(result: dict) -> str:
     def fmt(interval: list[float] | None) -> str:
         return "none" if interval is None else f"[{interval[0]:.4g}, {interval[1]:.4g}]"
 
-    lines = [f"nominal success {result['nominal_success_rate']:.1%}; threshold {result['threshold']:.1%} "
+    cut = "none (the policy never succeeds)" if result["threshold"] is None else f"{result['threshold']:.1%}"
+    lines = [f"nominal success {result['nominal_success_rate']:.1%}; threshold {cut} "
              f"({result['episodes_per_value']} episodes per value)",
              f"{'parameter':<22} {'nominal':>9}  {'succeeds over':<22} {'surely':<22} {'possibly':<22}"]
     for p in result["parameters"]:
@@ -141,7 +143,8 @@ def plot_rapp(result: dict, path) -> None:
         values, rate, ci = np.array(p["values"]), np.array(p["success_rate"]), np.array(p["ci95"])
         ax.fill_between(values, ci[:, 0], ci[:, 1], alpha=0.25, color="tab:blue")
         ax.plot(values, rate, "o-", color="tab:blue", ms=3)
-        ax.axhline(result["threshold"], color="tab:red", lw=0.8, ls="--")
+        if result["threshold"] is not None:
+            ax.axhline(result["threshold"], color="tab:red", lw=0.8, ls="--")
         ax.axvline(p["nominal"], color="k", lw=0.8)
         if p["interval"]:
             ax.axvspan(*p["interval"], color="tab:green", alpha=0.12)

@@ -15,7 +15,6 @@ not the luck of the draw. Each task ships two suites: `default` (what the agent 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from robosmith.reward.load import load_reward
 from robosmith.robot.params import PARAMS, ParamError, Value, check_params, read_yaml
+from robosmith.runs import TrainingRun, write_json
 from robosmith.task.load import TASKS_DIR
 from robosmith.task.spec import TaskSpec
 from robosmith.train.env import TaskEnv
@@ -32,7 +32,6 @@ from robosmith.train.policy import Policy
 
 SUITES_DIR = TASKS_DIR.parent / "robustness"
 SUITES = ("default", "test")
-ROBUSTNESS_FILE = "robustness.json"
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,11 @@ def load_variants(path: Path, task: TaskSpec | None = None) -> list[Variant]:
                 raise ParamError(f"{where}: {', '.join(on_cube)}: {task.name} has no cube")
         out.append(Variant(name, params))
     return out
+
+
+def variants_from(raw: list[dict]) -> list[Variant]:
+    """Variants as a job file carries them ({name, params} dicts), checked again: the file is on disk."""
+    return [Variant(v["name"], check_params(v["params"], f"variant {v['name']!r}")) for v in raw]
 
 
 def suite_path(task: TaskSpec, suite: str) -> Path:
@@ -140,12 +144,13 @@ def plot_heatmap(columns: list[tuple[str, dict]], path: Path) -> Path:
 
 
 def write_result(folder: Path, result: dict) -> Path:
-    from robosmith.runs import write_json
-
-    path = Path(folder) / ROBUSTNESS_FILE
+    path = TrainingRun(folder).robustness
     write_json(path, result)
     return path
 
 
-def read_result(folder: Path) -> dict:
-    return json.loads((Path(folder) / ROBUSTNESS_FILE).read_text())
+def robustness_scores(result: dict) -> dict:
+    """What selection ranks by: the worst variant's success, then the mean (nominal kept for the record)."""
+    rates = [v["success_rate"] for v in result["variants"]]
+    nominal = next((v["success_rate"] for v in result["variants"] if not v["params"]), None)
+    return {"robustness_worst": min(rates), "robustness_mean": sum(rates) / len(rates), "nominal_success": nominal}

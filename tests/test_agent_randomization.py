@@ -1,0 +1,163 @@
+"""The loop's randomization phase (DrEureka): the prior, proposals checked against the registry, candidates
+trained under their ranges and selected by robustness; offline, with the fake LLM server, and after a kill."""
+
+import json
+import sys
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from robosmith.agent.loop import LoopSettings, RewardLoop
+from robosmith.agent.randomization import OfflineRandomizationProposer, RandomizationContext, parse_ranges
+from robosmith.cli import app
+from robosmith.errors import RobosmithError
+from robosmith.sim2real.robustness import load_variants, suite_path
+from robosmith.task import load_task
+
+from .llm_server import FakeLLMServer, Reply
+from .test_agent import GOOD, kill_when, llm_config
+
+DR_GOOD = """Slower servos and a few steps of lag are what a real arm brings:
+
+```yaml
+- {name: actuator_kp, nominal: 17.8, bounds: [9.0, 24.0]}
+- {name: action_delay_steps, nominal: 0, bounds: [0, 3]}
+```
+"""
+DR_UNKNOWN = "```yaml\n- {name: gravity, nominal: 9.81, bounds: [9, 10]}\n```"
+DR_OUT_OF_BOUNDS = "```yaml\n- {name: actuator_kp, nominal: 17.8, bounds: [0.01, 24]}\n```"
+
+
+def tiny(**kw) -> LoopSettings:
+    base = dict(candidates=1, max_iterations=1, train_minutes=0.05, num_envs=16, parallel=2, eval_episodes=4,
+                video_episodes=1, dr=True, dr_candidates=2, dr_prior_episodes=2)
+    base.update(kw)
+    return LoopSettings(**base)
+
+
+def test_llm_answers_are_checked_against_the_registry():
+    assert [p.name for p in parse_ranges(DR_GOOD)] == ["actuator_kp", "action_delay_steps"]
+    with pytest.raises(RobosmithError, match="'gravity' is not a physical parameter"):
+        parse_ranges(DR_UNKNOWN)
+    with pytest.raises(RobosmithError, match="within the physical bounds of actuator_kp"):
+        parse_ranges(DR_OUT_OF_BOUNDS)
+
+
+def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
+    task = load_task("so101_lift")
+    rapp = {"parameters": [
+        {"name": "actuator_kp", "nominal": 17.8, "interval": [10.0, 40.0], "interval_possible": [7.0, 56.0]},
+        {"name": "action_delay_steps", "nominal": 0.0, "interval": [0.0, 1.0], "interval_possible": [0.0, 2.0]},
+        {"name": "cube_mass", "nominal": 0.03, "interval": None, "interval_possible": None},  # never succeeds
+    ]}
+    failed = {"variants": [{"name": "lag_2", "params": {"action_delay_steps": 2}, "success_rate": 0.1},
+                           {"name": "nominal", "params": {}, "success_rate": 0.95}]}
+    wide, narrow = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 2)
+    ranges = {p.name: (p.low, p.high) for p in wide.ranges}
+    assert ranges["actuator_kp"] == (7.0, 56.0)  # the whole interval where success is possible
+    assert ranges["action_delay_steps"] == (0.0, 2.0)  # covers the failed lag_2 variant
+    assert ranges["cube_mass"] == (0.01, 0.1)  # RAPP bounds nothing there: the task's own range
+    kp = {p.name: (p.low, p.high) for p in narrow.ranges}["actuator_kp"]
+    assert 7.0 < kp[0] < 17.8 < kp[1] < 56.0  # a narrower fraction around the task's value
+
+
+def check_phase(run, final, candidates=2):
+    prior = run / "dr_prior"
+    assert json.loads((prior / "result.json").read_text())["status"] == "ok"
+    names = [v.name for v in load_variants(suite_path(load_task("so101_reach"), "default"))]
+    assert [v["name"] for v in json.loads((prior / "robustness.json").read_text())["variants"]] == names
+    assert json.loads((prior / "rapp.json").read_text())["parameters"]
+    records = {r["id"]: r for r in final["dr_history"]}
+    assert sorted(records) == [f"dr0.{k}" for k in range(candidates)]
+    for r in records.values():
+        folder = run / r["dir"]
+        if r["status"] != "ok":
+            continue
+        config = json.loads((folder / "config.json").read_text())
+        # Trained under its own ranges: the run's config has them and every iteration recorded its draws.
+        assert config["randomization"] == yaml.safe_load((folder / "randomization.yaml").read_text())
+        first = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
+        assert set(first["randomization"]) == {p["name"] for p in config["randomization"]}
+        robustness = json.loads((folder / "robustness.json").read_text())
+        assert [v["name"] for v in robustness["variants"]] == names
+        assert json.loads((folder / "record.json").read_text())["why"]
+    summary = json.loads((run / "summary.json").read_text())["randomization"]
+    assert summary["candidates_tried"] == candidates and summary["without_randomization"]["policy"] == "iter_00/cand_0"
+    return records, summary
+
+
+@pytest.mark.slow
+def test_randomization_phase_end_to_end_offline(tmp_path):
+    run = tmp_path / "run"
+    final = RewardLoop.create(run, load_task("so101_reach"), tiny(), None).run()
+    records, summary = check_phase(run, final)
+    ok = [r for r in records.values() if r["status"] == "ok"]
+    assert ok and summary["best"]["id"] == max(ok, key=lambda r: (r["robustness_worst"], r["robustness_mean"],
+                                                                  r["success_rate"]))["id"]
+    assert summary["stop_reason"].startswith("randomization iteration limit")
+    assert "randomization" in (run / "report.html").read_text().lower()
+
+
+@pytest.mark.slow
+def test_randomization_phase_with_the_llm(tmp_path):
+    script = [Reply(texts=[GOOD]), Reply(texts=[DR_GOOD, DR_UNKNOWN, DR_OUT_OF_BOUNDS])]
+    with FakeLLMServer(script) as server:
+        loop = RewardLoop.create(tmp_path / "run", load_task("so101_reach"), tiny(dr_candidates=3, baseline=False),
+                                 llm_config(server.url, samples=1))
+        final = loop.run()
+        prompts = server.user_prompts()
+    records, summary = check_phase(tmp_path / "run", final, candidates=3)
+    assert records["dr0.0"]["status"] == "ok" and summary["best"]["id"] == "dr0.0"
+    assert records["dr0.1"]["status"] == "rejected" and "'gravity' is not a physical parameter" in records[
+        "dr0.1"]["reason"]
+    assert records["dr0.2"]["status"] == "rejected" and "physical bounds" in records["dr0.2"]["reason"]
+    # The prompt shows what DrEureka's shows: RAPP's intervals and the robustness of the policy so far.
+    assert "Reward-aware physics prior" in prompts[-1] and "half_kp_lag_3" in prompts[-1]
+    system = server.requests[-1]["messages"][0]["content"]
+    assert "action_delay_steps [control steps] bounds [0, 10]" in system
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_randomization_phase_then_resume(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
+           "--candidates", "1", "--iterations", "1", "--train-minutes", "0.1", "--num-envs", "16",
+           "--parallel", "2", "--eval-episodes", "4", "--dr", "--dr-candidates", "2"]
+    assert kill_when(cmd, run / "dr_00" / "cand_0" / "train.log", 400), "the randomization phase never began"
+    before = {p: p.stat().st_mtime_ns for p in (run / "iter_00" / "cand_0" / "result.json",
+                                                 run / "dr_prior" / "result.json")}
+    assert not (run / "dr_00" / "cand_0" / "result.json").is_file()
+    result = CliRunner().invoke(app, ["resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the reward and the prior: not redone
+    assert "most robust: candidate dr0." in result.output
+    for k in range(2):
+        assert json.loads((run / "dr_00" / f"cand_{k}" / "result.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_review_covers_the_randomization_phase(tmp_path):
+    run = tmp_path / "run"
+    loop = RewardLoop.create(run, load_task("so101_reach"), tiny(review=True, dr_candidates=1), None)
+    assert loop.run()["paused_for_review"]  # after the reward iteration
+    result = CliRunner().invoke(app, ["review", str(run), "--approve", "0.0"])
+    assert result.exit_code == 0, result.output
+    assert "paused for review after randomization iteration 0" in result.output
+    screen = CliRunner().invoke(app, ["review", str(run)])
+    assert "Randomization iteration 0 of so101_reach" in screen.output and "[dr0.0]" in screen.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {name: actuator_kp, nominal: 17.8, bounds: [0, 24]}\n")
+    result = CliRunner().invoke(app, ["review", str(run), "--edit", "dr0.0", "--file", str(bad)])
+    assert result.exit_code == 2 and "the edited ranges are rejected" in result.output
+    edited = tmp_path / "edited.yaml"
+    edited.write_text("- {name: action_delay_steps, nominal: 0, bounds: [0, 2]}\n")
+    result = CliRunner().invoke(app, ["review", str(run), "--edit", "dr0.0", "--file", str(edited)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "dr_00" / "cand_1" / "config.json").read_text())["randomization"] == [
+        {"name": "action_delay_steps", "nominal": 0.0, "bounds": [0.0, 2.0]}]
+    result = CliRunner().invoke(app, ["review", str(run), "--approve", "dr0.1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "summary.json").read_text())["randomization"]
+    assert summary["best"]["id"] == "dr0.1"
+    assert json.loads((run / "dr_00" / "cand_1" / "record.json").read_text())["why"] == "approved by the reviewer"
