@@ -234,6 +234,60 @@ def rapp(
         typer.echo(f"wrote {files.rapp} and {files.rapp_plot}")
 
 
+@app.command()
+def gap(
+    dataset: Annotated[Path, typer.Argument(help="LeRobot dataset folder (v3.0) recorded with an SO-101 follower")],
+    out: Annotated[Path, typer.Option(help="folder for gap.json, gap.html and the plots")],
+    episodes: Annotated[str | None, typer.Option(help="comma-separated episode indices (default: all)")] = None,
+    robot_params: Annotated[Path | None, typer.Option(help="robot-params file: the simulated arm's physics")]
+    = None,
+    units: Annotated[str | None, typer.Option(help="degrees or range, where the dataset does not say")] = None,
+    calibration: Annotated[Path | None, typer.Option(help="the arm's LeRobot calibration file (range mode)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print gap.json")] = False,
+) -> None:
+    """Replay real episodes open-loop on the simulated arm: per-joint RMSE, lags, steady-state errors, stalls."""
+    from robosmith.robot.params import load_params_file
+    from robosmith.runs import write_json
+    from robosmith.sim2real.dataset import load_dataset
+    from robosmith.sim2real.gap import gap_report, plot_episode, replay, write_html
+
+    chosen = _episode_list(episodes)
+    data = load_dataset(dataset, chosen, units, calibration)
+    params = load_params_file(robot_params) if robot_params else {}
+    result = replay(data, params)
+    report = gap_report(data, result, params)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "gap.json", report)
+    plots = [plot_episode(result, e, f"episode {ep.index}: command, real, simulated", out / f"gap_ep{ep.index}.png")
+             for e, ep in enumerate(data.episodes[:8])]
+    page = write_html(report, plots, out / "gap.html")
+    if as_json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    typer.echo(f"{len(report['episodes'])} episodes, {report['frames']} frames at {report['fps']:g} fps "
+               f"({report['units']}); gap per joint (RMSE, lag real/sim):")
+    for joint, rmse in report["rmse_deg"].items():
+        lag = report["lag_ms"][joint]
+        typer.echo(f"  {joint:<14} {rmse:7.2f} deg   {_ms(lag['real'])} / {_ms(lag['sim'])}")
+    typer.echo(f"gripper stalls: real {report['gripper_stalls']['real']}, sim {report['gripper_stalls']['sim']}")
+    typer.echo(f"wrote {out / 'gap.json'} and {page}")
+
+
+def _ms(value: float | None) -> str:
+    return "   -   " if value is None else f"{value:5.0f} ms"
+
+
+def _episode_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--episodes must be comma-separated whole numbers, got {text!r}")
+
+
 def _policy_folder(run: str) -> Path:
     from robosmith.runs import runs_root
 
@@ -592,25 +646,32 @@ def bc_collect(
     images: Annotated[bool, typer.Option(help="render the front and wrist camera videos")] = True,
     camera_size: Annotated[str, typer.Option(help="camera image size WIDTHxHEIGHT (LeRobot's SO-101 examples: "
                                                   "640x480)")] = "640x480",
-    robot_params: Annotated[Path | None, typer.Option(help="robot-params file: record with this arm's physics")]
+    robot_params: Annotated[Path | None, typer.Option(
+        help="robot-params file: record with this arm's physics (effects too: delay, noise, calibration offsets)")]
     = None,
+    calibration: Annotated[Path | None, typer.Option(
+        help="LeRobot calibration file: write the joints in range mode, as LeRobot < 0.5 did")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Record scripted demonstrations in simulation as a LeRobot dataset (v3.0)."""
     from robosmith.bc.collect import collect
     from robosmith.bc.demonstrator import DemoStyle
+    from robosmith.robot.params import PARAMS, load_params_file
     from robosmith.runs import runs_root
     from robosmith.task import load_task
+    from robosmith.task.spec import with_robot_params
 
-    spec = _with_robot_params(load_task(task), robot_params)
+    values = load_params_file(robot_params) if robot_params else {}
+    effects = {k: v for k, v in values.items() if PARAMS[k].where == "effect"}
+    spec = with_robot_params(load_task(task), {k: v for k, v in values.items() if k not in effects})
     if episodes < 1:
         _fail(f"--episodes must be >= 1, got {episodes}")
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"
     style = DemoStyle.perfect() if perfect else DemoStyle()
     try:
         info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress,
-                       image_size=_image_size(camera_size))
+                       image_size=_image_size(camera_size), effects=effects, calibration=calibration)
     except (FileExistsError, RuntimeError) as e:
         _fail(str(e))
     typer.echo(

@@ -29,7 +29,8 @@ from robosmith.bc.features import (
     image_key,
     observation_batch,
 )
-from robosmith.robot.units import to_lerobot
+from robosmith.contract.observations import sensed_state
+from robosmith.robot.units import degrees_to_range, load_calibration, to_lerobot
 from robosmith.runs import write_json
 from robosmith.sim.batched_env import BatchedEnv, env_config
 from robosmith.sim.render import SceneRenderer
@@ -67,12 +68,20 @@ def collect(
     with_images: bool = True,
     progress: bool = True,
     image_size: tuple[int, int] = IMAGE_SIZE,
+    effects: dict | None = None,
+    calibration: Path | None = None,
 ) -> dict:
-    """Record `episodes` successful demonstrations of `task` into a new LeRobot dataset at `out_dir`."""
+    """Record `episodes` successful demonstrations of `task` into a new LeRobot dataset at `out_dir`.
+
+    `effects` (registry effects: delay, noise, calibration offsets) act on the arm as on a real one: the state
+    recorded is what its sensors report. With `calibration` (a LeRobot calibration file) the joints are
+    written in range mode, as LeRobot < 0.5 recorded them; otherwise in degrees.
+    """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # heavy import, only for this command
 
     if out_dir.exists():
         raise FileExistsError(f"{out_dir}: already exists; choose a new --out folder")
+    cal = load_calibration(calibration) if calibration else None  # a bad file fails before anything is written
     style = style or DemoStyle()
     dataset = LeRobotDataset.create(
         repo_id=repo_id(out_dir),
@@ -93,14 +102,14 @@ def collect(
     try:
         while kept < episodes and not stop.asked:
             batch_seed = int(batch_seeds.spawn(1)[0].generate_state(1)[0])
-            for ep in _run_batch(task, style, batch_envs, batch_seed):
+            for ep in _run_batch(task, style, batch_envs, batch_seed, effects or {}):
                 if kept >= episodes or stop.asked:
                     break
                 attempts += 1
                 if ep is None:
                     continue
                 succeeded += 1
-                _save_episode(dataset, task, ep, renderer)
+                _save_episode(dataset, task, ep, renderer, cal)
                 kept += 1
                 bar.update(1)
                 bar.set_postfix(demonstrator_success=f"{succeeded / attempts:.2f}")
@@ -125,20 +134,28 @@ def collect(
         "with_images": with_images,
         "image_size": list(image_size) if with_images else None,
         "wall_s": round(time.monotonic() - started, 1),
+        "units": "range" if cal else "degrees",  # how the joints are written (robosmith gap reads this)
+        "effects": {k: list(v) if isinstance(v, tuple) else v for k, v in (effects or {}).items()},
     }
     write_json(out_dir / COLLECT_INFO, info)
     return info
 
 
-def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Episode | None]:
+def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int, effects: dict) -> list[_Episode | None]:
     """One episode in each of n environments; the failed ones come back as None."""
     env = BatchedEnv(task.scene, env_config(task, n, seed), task.reset, task.has_goal)
+    if effects:
+        env.set_physics(effects)
+        env.reset(np.arange(n))  # calibration offsets shape the first targets
+    noise, offset = env.sensing()
+    noise_gen = torch.Generator().manual_seed(seed + 1)
     demonstrator = ScriptedDemonstrator(task, env, style, seed=seed)
     s = env.state()
     demonstrator.begin(s)
     states, env_states, actions, qpos = [], [], [], []
     for _ in range(task.episode_length):
-        observation = observation_batch(task, s)  # what a policy trained on these demonstrations will see
+        # What the arm's sensors report, as a policy trained on these demonstrations will see it.
+        observation = observation_batch(task, sensed_state(s, noise, noise_gen, offset))
         states.append(observation[STATE])
         env_states.append(observation[ENV_STATE])
         qpos.append(np.stack([env.qpos_of(i) for i in range(n)]))
@@ -156,9 +173,14 @@ def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Epi
     ]
 
 
-def _save_episode(dataset, task: TaskSpec, ep: _Episode, renderer: SceneRenderer | None) -> None:
+def _save_episode(dataset, task: TaskSpec, ep: _Episode, renderer: SceneRenderer | None,
+                  calibration: dict | None = None) -> None:
+    state, action = ep.state, ep.action
+    if calibration:
+        state = degrees_to_range(torch.as_tensor(state), calibration).numpy().astype(np.float32)
+        action = degrees_to_range(torch.as_tensor(action), calibration).numpy().astype(np.float32)
     for t in range(len(ep.state)):
-        frame = {STATE: ep.state[t], ENV_STATE: ep.env_state[t], ACTION: ep.action[t], "task": task.description}
+        frame = {STATE: state[t], ENV_STATE: ep.env_state[t], ACTION: action[t], "task": task.description}
         if renderer:
             for camera in CAMERAS:
                 frame[image_key(camera)] = renderer.render(ep.qpos[t], ep.goal, camera)

@@ -54,6 +54,9 @@ class PhysicalParam:
     mjlab_event: str | None = None
     isaaclab_event: str | None = None
     isaaclab_attr: str | None = None  # the events config attribute, when it replaces a fixed one
+    # Masses, inertias and armature enter constants MuJoCo derives when it compiles (the constraint solver's
+    # inverse weights): after setting one in a compiled model, mj_setConst must run, or contacts go unstable.
+    derived: bool = False
 
     def check(self, value: Any, where: str = "") -> Value:
         """The value as the registry keeps it (float, or a tuple of one float per joint), or ParamError."""
@@ -236,6 +239,7 @@ PARAMS: dict[str, PhysicalParam] = {p.name: p for p in [
         per_joint=True, set_spec=_per_joint(_spec_armature), set_model=_model_dof("dof_armature"),
         mjlab_event=_mj("joint_armature", '"ranges": {bounds}', "ARM"),
         isaaclab_event=_IL_JOINT.format(func="randomize_joint_parameters", key="armature_distribution_params"),
+        derived=True,
     ),
     PhysicalParam(
         "joint_frictionloss", "N·m", 0.0, 2.0, 0.052, "dry (Coulomb) friction torque of each joint", "robot",
@@ -251,6 +255,7 @@ PARAMS: dict[str, PhysicalParam] = {p.name: p for p in [
     PhysicalParam(
         "link_mass_scale", "×", 0.25, 4.0, 1.0, "factor on the mass and inertia of every link of the arm", "robot",
         set_spec=_spec_link_mass_scale, set_model=_model_link_mass_scale,
+        derived=True,
     ),
     PhysicalParam(
         "pad_friction", "", 0.05, 5.0, 1.5, "sliding friction coefficient of the jaw pads", "robot",
@@ -264,9 +269,11 @@ PARAMS: dict[str, PhysicalParam] = {p.name: p for p in [
         mjlab_event=_mj("body_mass", '"ranges": {bounds}', 'SceneEntityCfg("cube", body_names=("cube",))'),
         isaaclab_event=('EventTermCfg(func=mdp.randomize_rigid_body_mass, mode="startup", params={"asset_cfg": '
                         'SceneEntityCfg("cube"), "mass_distribution_params": {bounds}, "operation": "abs"})'),
+        derived=True,
     ),
     PhysicalParam(
         "cube_size", "m", 0.01, 0.06, 0.025, "edge length of the cube", "scene", set_model=_model_cube_size,
+        derived=True,
     ),
     PhysicalParam(
         "cube_friction", "", 0.05, 5.0, 1.0, "sliding friction coefficient of the cube", "scene",

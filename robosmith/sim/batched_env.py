@@ -158,6 +158,9 @@ class BatchedEnv:
                 entry.set_model(self.models[env], self.model, v)
             if name == "cube_size":
                 self.cube_half[ids] = per_env / 2
+        if any(param(name).derived for name in values):
+            for env in ids:
+                mujoco.mj_setConst(self.models[env], self._fwd_data)
 
     def pop_sampled(self) -> dict[str, dict[str, float]]:
         """Statistics of the randomized values drawn since the last call (what metrics.jsonl records)."""
@@ -281,6 +284,15 @@ class BatchedEnv:
         self.target = self.action_map.targets(applied, torch.from_numpy(self.target)).numpy()
         self.prev_action = self.action
         self.action = a
+        return self._advance()
+
+    def step_targets(self, joint_targets: np.ndarray) -> tuple[SimState, torch.Tensor]:
+        """One control period with servo targets (N, 6) rad given directly, clipped to the joint limits: how a
+        recorded episode's commands are replayed. The same servo path as `step` (offsets, delay) follows."""
+        self.target = np.clip(np.asarray(joint_targets, dtype=float), self.joint_low, self.joint_high)
+        return self._advance()
+
+    def _advance(self) -> tuple[SimState, torch.Tensor]:
         self._physics_step(self.servo_targets())
         self.episode_step += 1
         unstable = self._unstable()
