@@ -104,14 +104,22 @@ def rmse_deg(r: Replay) -> np.ndarray:
     return np.degrees(np.sqrt((diff**2).mean(axis=0)))
 
 
-def lag_ms(command: np.ndarray, response: np.ndarray, fps: float) -> float | None:
-    """How far the response trails the command: the peak of the cross-correlation of their velocities, with
-    parabolic refinement between frames. None where the joint hardly moves."""
-    dc, dr = np.diff(command), np.diff(response)
-    if dc.size < 4 or np.std(dc) < 1e-4 or np.std(dr) < 1e-4:
+def lag_ms(commands: list[np.ndarray], responses: list[np.ndarray], fps: float) -> float | None:
+    """How far a joint's response trails its command: the peak of the cross-correlation of their velocities,
+    summed over episodes (never across an episode's end), with parabolic refinement between frames. None where
+    the joint hardly moves."""
+    dcs = [np.diff(c) for c in commands if len(c) > 4]
+    drs = [np.diff(r) for r, c in zip(responses, commands, strict=True) if len(c) > 4]
+    if not dcs or np.std(np.concatenate(dcs)) < 1e-4 or np.std(np.concatenate(drs)) < 1e-4:
         return None
-    max_lag = min(int(MAX_LAG_S * fps), dc.size - 2)
-    scores = np.array([np.dot(dc[: dc.size - k], dr[k:]) / (dc.size - k) for k in range(max_lag + 1)])
+    max_lag = min(int(MAX_LAG_S * fps), min(d.size for d in dcs) - 2)
+    scores = np.zeros(max_lag + 1)
+    counts = np.zeros(max_lag + 1)
+    for dc, dr in zip(dcs, drs, strict=True):
+        for k in range(max_lag + 1):
+            scores[k] += np.dot(dc[: dc.size - k], dr[k:])
+            counts[k] += dc.size - k
+    scores /= counts
     k = int(np.argmax(scores))
     shift = 0.0
     if 0 < k < max_lag:
@@ -122,12 +130,10 @@ def lag_ms(command: np.ndarray, response: np.ndarray, fps: float) -> float | Non
 
 
 def _episode_lags(commands: list[np.ndarray], responses: list[np.ndarray], fps: float) -> list[float | None]:
-    """Per joint: the lag over all episodes joined (the cross-correlation sums over them)."""
+    """Per joint: the lag over all episodes."""
     out = []
     for j in range(6):
-        c = np.concatenate([x[:, j] for x in commands])
-        r = np.concatenate([x[:, j] for x in responses])
-        value = lag_ms(c, r, fps)
+        value = lag_ms([c[:, j] for c in commands], [r[:, j] for r in responses], fps)
         out.append(None if value is None else round(value, 1))
     return out
 

@@ -1,0 +1,130 @@
+"""The dynamics gap on datasets made the way real recordings look: LeRobot v3.0 at 30 fps, written by
+`robosmith bc collect` with a hidden physics (slower servos, lag, calibration offsets), in degrees and in range
+mode with a calibration file, then read back without being told what made them."""
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from robosmith.cli import app
+from robosmith.sim2real.dataset import DatasetError, load_dataset
+from robosmith.sim2real.gap import lag_ms, replay, rmse_deg
+
+pytestmark = pytest.mark.slow  # LeRobot datasets
+
+HIDDEN = {"actuator_kp": 9.0, "action_delay_steps": 3, "joint_zero_offset": [0.02, -0.03, 0.02, 0.0, 0.01, 0.0]}
+CALIBRATION = {name: {"id": i + 1, "drive_mode": 0, "homing_offset": 0, "range_min": 700, "range_max": 3400}
+               for i, name in enumerate(["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll",
+                                         "gripper"])}
+
+
+def _collect(tmp: Path, name: str, extra: list[str]) -> Path:
+    params = tmp / f"{name}.yaml"
+    params.write_text("".join(f"{k}: {v}\n" for k, v in HIDDEN.items()))
+    out = tmp / name
+    result = CliRunner().invoke(app, ["bc", "collect", "so101_lift", "--episodes", "2", "--no-images", "--perfect",
+                                      "--robot-params", str(params), "--out", str(out), "--no-progress", *extra])
+    assert result.exit_code == 0, result.output
+    # A real recording says nothing of how it was made.
+    (out / "robosmith_collect.json").unlink()
+    return out
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recordings")
+    calibration = tmp / "follower.json"
+    calibration.write_text(json.dumps(CALIBRATION))
+    return {"degrees": _collect(tmp, "degrees", []),
+            "range": _collect(tmp, "range", ["--calibration", str(calibration)]), "calibration": calibration}
+
+
+def _fingerprint(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_the_gap_against_the_generating_physics_is_near_zero_and_against_the_model_is_not(recordings):
+    data = load_dataset(recordings["degrees"], units="degrees")
+    assert data.fps == 30 and [e.index for e in data.episodes] == [0, 1]
+    own = rmse_deg(replay(data, HIDDEN))
+    model = rmse_deg(replay(data))
+    assert own[:5].mean() < 0.6  # the arm joints: only the cube's load, which the replay leaves out, differs
+    assert model[:5].mean() > 3 * own[:5].mean()
+
+
+def test_range_mode_needs_the_calibration_and_then_reads_like_degrees(recordings, tmp_path):
+    with pytest.raises(DatasetError, match="range-mode joints need the arm's calibration file"):
+        load_dataset(recordings["range"], units="range")
+    with pytest.raises(DatasetError, match="does not say whether its joints are in degrees or range mode"):
+        load_dataset(recordings["range"])
+    ranged = load_dataset(recordings["range"], units="range", calibration=recordings["calibration"])
+    degrees = load_dataset(recordings["degrees"], units="degrees")
+    for a, b in zip(ranged.episodes, degrees.episodes, strict=True):
+        np.testing.assert_allclose(a.state, b.state, atol=1e-3)
+        np.testing.assert_allclose(a.action, b.action, atol=1e-3)
+
+
+def test_lag_of_the_lagging_arm_shows_in_the_cross_correlation(recordings):
+    data = load_dataset(recordings["degrees"], units="degrees")
+    nominal = replay(data)
+    for j in (0, 1, 2):  # joints that move a lot in a lift
+        real = lag_ms([c[:, j] for c in nominal.command], [x[:, j] for x in nominal.real], 30.0)
+        sim = lag_ms([c[:, j] for c in nominal.command], [x[:, j] for x in nominal.sim], 30.0)
+        assert real - sim > 60.0, (j, real, sim)  # 3 control steps are 100 ms
+
+
+def test_cli_gap_writes_the_report_and_leaves_the_dataset_alone(recordings, tmp_path):
+    before = _fingerprint(recordings["degrees"])
+    out = tmp_path / "gap"
+    result = CliRunner().invoke(app, ["gap", str(recordings["degrees"]), "--units", "degrees", "--out", str(out),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report == json.loads((out / "gap.json").read_text())
+    assert set(report["rmse_deg"]) == {"shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll",
+                                       "gripper"}
+    assert {"real", "sim"} == set(report["lag_ms"]["shoulder_pan"]) and report["episodes"] == [0, 1]
+    assert report["gripper_stalls"]["real"] >= 1 and report["gripper_stalls"]["sim"] == 0  # the cube in the jaws
+    assert (out / "gap.html").stat().st_size > 5000 and (out / "gap_ep0.png").is_file()
+    assert _fingerprint(recordings["degrees"]) == before
+
+
+def _broken_copy(src: Path, dst: Path, info_change=None, data_change=None) -> Path:
+    shutil.copytree(src, dst)
+    info_path = dst / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    if info_change:
+        info_change(info)
+        info_path.write_text(json.dumps(info))
+    if data_change:
+        for path in (dst / "data").rglob("*.parquet"):
+            table = pq.read_table(path).to_pydict()
+            data_change(table)
+            pq.write_table(pa.table(table), path)
+    return dst
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(info_change=lambda i: i["features"].pop("action")), "features: no 'action'"),
+    (dict(info_change=lambda i: i.update(robot_type="koch_follower")), "robot_type 'koch_follower' is not an SO-101"),
+    (dict(data_change=lambda t: t["observation.state"][5].__setitem__(2, math.nan)),
+     "observation.state is not finite in episode 0, frame 5"),
+    (dict(info_change=lambda i: i.update(codebase_version="v2.1")), "codebase_version v2.1"),
+])
+def test_bad_datasets_get_one_line(recordings, tmp_path, change, message):
+    bad = _broken_copy(recordings["degrees"], tmp_path / "bad", **change)
+    result = CliRunner().invoke(app, ["gap", str(bad), "--units", "degrees", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(app, ["gap", str(recordings["degrees"]), "--units", "furlongs", "--out",
+                                      str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--units 'furlongs': one of degrees, range" in result.output
