@@ -275,6 +275,49 @@ def gap(
     typer.echo(f"wrote {out / 'gap.json'} and {page}")
 
 
+@app.command()
+def sysid(
+    dataset: Annotated[Path, typer.Argument(help="LeRobot dataset folder (v3.0) recorded with an SO-101 follower")],
+    out: Annotated[Path, typer.Option(help="robot-params YAML to write (sysid.json goes beside it)")],
+    params: Annotated[str, typer.Option(help="comma-separated registry names to fit")]
+    = "actuator_kp,joint_damping,joint_armature,joint_frictionloss,action_delay_steps",
+    val_episodes: Annotated[str | None, typer.Option(help="comma-separated validation episodes (default: the last "
+                                                          "quarter)")] = None,
+    episodes: Annotated[str | None, typer.Option(help="comma-separated episodes to use (default: all)")] = None,
+    units: Annotated[str | None, typer.Option(help="degrees or range, where the dataset does not say")] = None,
+    calibration: Annotated[Path | None, typer.Option(help="the arm's LeRobot calibration file (range mode)")]
+    = None,
+    generations: Annotated[int, typer.Option(help="CMA-ES generations at most")] = 40,
+    popsize: Annotated[int, typer.Option(help="hypotheses per generation")] = 12,
+    seed: Annotated[int, typer.Option()] = 0,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Fit registry parameters to real episodes (CMA-ES over batched replays); the validation gap before/after."""
+    import yaml
+
+    from robosmith.runs import write_json
+    from robosmith.sim2real.dataset import load_dataset
+    from robosmith.sim2real.sysid import identify
+
+    names = [n.strip() for n in params.split(",") if n.strip()]
+    data = load_dataset(dataset, _episode_list(episodes), units, calibration)
+    if generations < 1 or popsize < 4:
+        _fail("--generations must be >= 1 and --popsize >= 4")
+    result = identify(data, names, _episode_list(val_episodes), generations, popsize, seed, progress=progress)
+    result["dataset"] = str(dataset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(result["params"], sort_keys=False))
+    write_json(out.parent / "sysid.json", result)
+    typer.echo("fitted: " + ", ".join(f"{k}={v:g}" for k, v in result["params"].items()))
+    for name, interval in result["intervals"].items():
+        typer.echo(f"  {name}: within 10% of the best training error over {interval}")
+    for note in result["trade_offs"]:
+        typer.echo(f"  note: {note}")
+    typer.echo(f"validation episodes {result['val_episodes']}: arm RMSE {result['val_rmse_before_deg']:.2f} deg "
+               f"with the shipped model, {result['val_rmse_after_deg']:.2f} deg fitted")
+    typer.echo(f"wrote {out} and {out.parent / 'sysid.json'}")
+
+
 def _ms(value: float | None) -> str:
     return "   -   " if value is None else f"{value:5.0f} ms"
 

@@ -128,3 +128,38 @@ def test_bad_datasets_get_one_line(recordings, tmp_path, change, message):
     result = CliRunner().invoke(app, ["gap", str(recordings["degrees"]), "--units", "furlongs", "--out",
                                       str(tmp_path / "o")])
     assert result.exit_code == 2 and "--units 'furlongs': one of degrees, range" in result.output
+
+
+def test_sysid_recovers_the_hidden_physics_and_halves_the_validation_gap(recordings, tmp_path):
+    from robosmith.robot.params import load_params_file
+
+    out = tmp_path / "fit" / "arm.yaml"
+    result = CliRunner().invoke(app, [
+        "sysid", str(recordings["range"]), "--units", "range", "--calibration", str(recordings["calibration"]),
+        "--params", "actuator_kp,joint_damping,action_delay_steps", "--val-episodes", "1", "--generations", "12",
+        "--popsize", "6", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    fitted = load_params_file(out)  # a robot-params file, as --robot-params takes it
+    assert abs(fitted["actuator_kp"] - HIDDEN["actuator_kp"]) <= 0.25 * HIDDEN["actuator_kp"]
+    assert abs(fitted["action_delay_steps"] - HIDDEN["action_delay_steps"]) <= 1
+    report = json.loads((tmp_path / "fit" / "sysid.json").read_text())
+    assert report["train_episodes"] == [0] and report["val_episodes"] == [1]
+    assert report["val_rmse_after_deg"] <= 0.5 * report["val_rmse_before_deg"]
+    assert set(report["intervals"]) == {"actuator_kp", "joint_damping", "action_delay_steps"}
+    low, high = report["intervals"]["actuator_kp"]
+    assert low <= fitted["actuator_kp"] <= high
+    # The gap with the fitted arm, through --robot-params: the dataset's lag is now the simulation's too.
+    gap = CliRunner().invoke(app, ["gap", str(recordings["degrees"]), "--units", "degrees", "--robot-params",
+                                   str(out), "--out", str(tmp_path / "gap"), "--json"])
+    lags = json.loads(gap.output)["lag_ms"]
+    for joint in ("shoulder_pan", "shoulder_lift", "elbow_flex"):
+        assert abs(lags[joint]["real"] - lags[joint]["sim"]) < 40.0, lags[joint]
+
+
+def test_sysid_refuses_what_it_cannot_fit(recordings, tmp_path):
+    result = CliRunner().invoke(app, ["sysid", str(recordings["degrees"]), "--units", "degrees", "--params",
+                                      "cube_mass", "--out", str(tmp_path / "a.yaml")])
+    assert result.exit_code == 2 and "cube_mass: the replay has the arm alone" in result.output
+    result = CliRunner().invoke(app, ["sysid", str(recordings["degrees"]), "--units", "degrees", "--episodes", "0",
+                                      "--out", str(tmp_path / "a.yaml")])
+    assert result.exit_code == 2 and "needs at least 2 episodes" in result.output
