@@ -249,6 +249,7 @@ def gap(
     """Replay real episodes open-loop on the simulated arm: per-joint RMSE, lags, steady-state errors, stalls."""
     from robosmith.robot.params import load_params_file
     from robosmith.runs import write_json
+    from robosmith.sim2real.critique import critique
     from robosmith.sim2real.dataset import load_dataset
     from robosmith.sim2real.gap import gap_report, plot_episode, replay, write_html
 
@@ -257,6 +258,7 @@ def gap(
     params = load_params_file(robot_params) if robot_params else {}
     result = replay(data, params)
     report = gap_report(data, result, params)
+    report["critique"] = critique(report)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "gap.json", report)
     plots = [plot_episode(result, e, f"episode {ep.index}: command, real, simulated", out / f"gap_ep{ep.index}.png")
@@ -272,6 +274,11 @@ def gap(
         lag = report["lag_ms"][joint]
         typer.echo(f"  {joint:<14} {rmse:7.2f} deg   {_ms(lag['real'])} / {_ms(lag['sim'])}")
     typer.echo(f"gripper stalls: real {report['gripper_stalls']['real']}, sim {report['gripper_stalls']['sim']}")
+    for finding in report["critique"]["findings"]:
+        typer.echo(f"- {finding}")
+    if report["critique"]["fit"]:
+        typer.echo(f"worth fitting: robosmith sysid {dataset} --params {','.join(report['critique']['fit'])} "
+                   "--out arm.yaml")
     typer.echo(f"wrote {out / 'gap.json'} and {page}")
 
 

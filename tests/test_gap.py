@@ -95,6 +95,12 @@ def test_cli_gap_writes_the_report_and_leaves_the_dataset_alone(recordings, tmp_
     assert {"real", "sim"} == set(report["lag_ms"]["shoulder_pan"]) and report["episodes"] == [0, 1]
     assert report["gripper_stalls"]["real"] >= 1 and report["gripper_stalls"]["sim"] == 0  # the cube in the jaws
     assert (out / "gap.html").stat().st_size > 5000 and (out / "gap_ep0.png").is_file()
+    # The analyst reads the numbers as a person would: a lag the model lacks, servos weaker against gravity.
+    advice = report["critique"]
+    assert "action_delay_steps" in advice["fit"] and "actuator_kp" in advice["fit"]
+    delay = next(r for r in advice["randomization"] if r["name"] == "action_delay_steps")
+    assert delay["bounds"][0] <= HIDDEN["action_delay_steps"] <= delay["bounds"][1]
+    assert any("object in the jaws" in f for f in advice["findings"])
     assert _fingerprint(recordings["degrees"]) == before
 
 
