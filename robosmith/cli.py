@@ -54,9 +54,14 @@ def _with_randomization(spec, dr: Path | None, randomize: bool):
         return spec
     if not randomize:
         _fail("--dr and --no-randomize contradict each other")
+    from robosmith.robot.params import PARAMS
     from robosmith.task.load import load_randomization_file
 
-    return dataclasses.replace(spec, domain_randomization=load_randomization_file(dr))
+    ranges = load_randomization_file(dr)
+    on_cube = [p.name for p in ranges if PARAMS[p.name].needs_cube]
+    if on_cube and not spec.scene.cube:
+        _fail(f"{dr}: {', '.join(on_cube)}: {spec.name} has no cube")
+    return dataclasses.replace(spec, domain_randomization=ranges)
 
 
 def _checked_reward(reward: Path | None, spec) -> str:
@@ -407,6 +412,10 @@ def run(
         "target)")] = None,
     dr_iterations: Annotated[int, typer.Option(help="iterations of the randomization phase")] = 1,
     dr_candidates: Annotated[int, typer.Option(help="randomization candidates per iteration")] = 2,
+    real: Annotated[Path | None, typer.Option(
+        help="LeRobot dataset of the real arm: read its gap, fit the arm, train on the fitted arm")] = None,
+    real_units: Annotated[str | None, typer.Option(help="with --real: degrees or range")] = None,
+    real_calibration: Annotated[Path | None, typer.Option(help="with --real: the arm's calibration file")] = None,
 ) -> None:
     """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate; then (DrEureka)
     design the domain randomization and select it by robustness."""
@@ -432,7 +441,13 @@ def run(
         until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
         isaaclab_version=version, trainer_memory_mb=trainer_memory_mb, trainer_cpu_s=trainer_cpu_s,
         dr=dr, dr_iterations=dr_iterations, dr_candidates=dr_candidates,
+        real_dataset=str(real.resolve()) if real else None, real_units=real_units,
+        real_calibration=str(real_calibration.resolve()) if real_calibration else None,
     )
+    if real is not None:  # a bad dataset fails now, in one line, before anything trains
+        from robosmith.sim2real.dataset import load_dataset
+
+        load_dataset(real, None, real_units, real_calibration)
     staging = out if out else new_run_dir("run")
     client = LLMClient(llm, AgentRun(staging).llm_calls) if llm else None
     choice = choose_task(task, client)
@@ -532,8 +547,14 @@ def _finish(loop, state: dict) -> None:
             typer.echo(f"video: {video}")
     else:
         typer.echo("no candidate trained successfully")
+    real = summary.get("real")
+    if real:
+        typer.echo(f"real arm: gap {real['gap_before_deg']:.2f} deg before the fit, {real['gap_after_deg']:.2f} after "
+                   f"({loop.run_dir / 'real'})")
     dr = summary.get("randomization")
-    if dr:
+    if dr and "without_randomization" not in dr:
+        typer.echo(f"randomization phase: {dr['stop_reason']}")
+    elif dr:
         plain = dr["without_randomization"]
         typer.echo(f"randomization phase: {dr['stop_reason']}; {dr['candidates_tried']} candidates; without "
                    f"randomization the best reward's policy keeps {plain['robustness_worst']:.0%} in its worst variant")
@@ -707,21 +728,17 @@ def bc_collect(
     """Record scripted demonstrations in simulation as a LeRobot dataset (v3.0)."""
     from robosmith.bc.collect import collect
     from robosmith.bc.demonstrator import DemoStyle
-    from robosmith.robot.params import PARAMS, load_params_file
     from robosmith.runs import runs_root
     from robosmith.task import load_task
-    from robosmith.task.spec import with_robot_params
 
-    values = load_params_file(robot_params) if robot_params else {}
-    effects = {k: v for k, v in values.items() if PARAMS[k].where == "effect"}
-    spec = with_robot_params(load_task(task), {k: v for k, v in values.items() if k not in effects})
+    spec = _with_robot_params(load_task(task), robot_params)
     if episodes < 1:
         _fail(f"--episodes must be >= 1, got {episodes}")
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"
     style = DemoStyle.perfect() if perfect else DemoStyle()
     try:
         info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress,
-                       image_size=_image_size(camera_size), effects=effects, calibration=calibration)
+                       image_size=_image_size(camera_size), calibration=calibration)
     except (FileExistsError, RuntimeError) as e:
         _fail(str(e))
     typer.echo(

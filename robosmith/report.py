@@ -117,6 +117,13 @@ def write_report(run_dir: Path) -> Path:
             f"<p>Success: <code>{html.escape(task['success'])}</code> (target {task['success_target']:.0%}). "
             f"Proposer: <b>{html.escape(info['proposer'])}</b>. LLM calls: {len(calls)}, {tokens} tokens, "
             f"${cost:.4f}. Status: {html.escape(summary.get('stop_reason') or 'running')}.</p>"]
+    real = summary.get("real")
+    if real:
+        findings = "".join(f"<li>{html.escape(f)}</li>" for f in real["findings"])
+        fitted = ", ".join(f"{html.escape(k)} = {v:g}" for k, v in real["fitted"].items())
+        body.append(f"<h2>The real arm</h2><p>{html.escape(real['dataset'])}, episodes {real['episodes']}: arm joints "
+                    f"{real['gap_before_deg']:.2f} deg RMS from the simulation before the fit, "
+                    f"{real['gap_after_deg']:.2f} deg after ({fitted}).</p><ul>{findings}</ul>")
     best, reference = summary.get("best"), summary.get("reference")
     if best:
         folder = run_dir / best["dir"]

@@ -42,10 +42,11 @@ def main() -> int:
     calibration = out / "follower.json"
     out.mkdir(parents=True, exist_ok=True)
     calibration.write_text(json.dumps(CALIBRATION))
-    task = dataclasses.replace(with_robot_params(load_task("so101_lift"), HIDDEN_ARM), episode_length=args.frames)
+    hidden = with_robot_params(load_task("so101_lift"), {**HIDDEN_ARM, **HIDDEN_EFFECTS})
+    task = dataclasses.replace(hidden, episode_length=args.frames)
     dataset = out / "recording"
     collect(task, dataset, args.episodes, style=DemoStyle(), with_images=False, progress=False,
-            effects=HIDDEN_EFFECTS, calibration=calibration)
+            calibration=calibration)
     (dataset / "robosmith_collect.json").unlink()  # a real recording says nothing of how it was made
     figures = {"episodes": args.episodes, "frames": args.episodes * args.frames, "hidden": {**HIDDEN_ARM,
                                                                                               **HIDDEN_EFFECTS}}

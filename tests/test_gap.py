@@ -169,3 +169,25 @@ def test_sysid_refuses_what_it_cannot_fit(recordings, tmp_path):
     result = CliRunner().invoke(app, ["sysid", str(recordings["degrees"]), "--units", "degrees", "--episodes", "0",
                                       "--out", str(tmp_path / "a.yaml")])
     assert result.exit_code == 2 and "needs at least 2 episodes" in result.output
+
+
+def test_the_loop_reads_the_gap_fits_the_arm_and_trains_on_it(recordings, tmp_path):
+    from robosmith.agent.loop import LoopSettings, RewardLoop
+    from robosmith.task import load_task
+
+    settings = LoopSettings(candidates=1, max_iterations=1, train_minutes=0.05, num_envs=16, parallel=1,
+                            eval_episodes=4, video_episodes=0, dr=False, real_dataset=str(recordings["degrees"]),
+                            real_units="degrees", real_generations=6)
+    run = tmp_path / "run"
+    RewardLoop.create(run, load_task("so101_lift"), settings, None).run()
+    real = json.loads((run / "summary.json").read_text())["real"]
+    assert real["gap_after_deg"] < 0.5 * real["gap_before_deg"]
+    assert {"gap_before.json", "critique.json", "sysid.json", "arm.yaml", "gap_after.json"} <= {
+        p.name for p in (run / "real").iterdir()}
+    # What trains afterwards is the fitted arm, and a resumed run would read the same.
+    trained = json.loads((run / "iter_00" / "cand_0" / "config.json").read_text())["task"]
+    assert trained["scene"]["robot"]["actuator_kp"] == pytest.approx(real["fitted"]["actuator_kp"])
+    assert json.loads((run / "run.json").read_text())["task"]["scene"]["robot"] == trained["scene"]["robot"]
+    delay = next(p for p in trained["domain_randomization"] if p["name"] == "action_delay_steps")
+    assert delay["bounds"][0] <= real["fitted"].get("action_delay_steps", 3) <= delay["bounds"][1]
+    assert "The real arm" in (run / "report.html").read_text()

@@ -210,9 +210,30 @@ def test_bad_randomization_files_get_one_line(tmp_path, text, message):
 def test_every_effect_and_model_parameter_can_be_randomized():
     ranges = tuple(DRParam(name, e.low, e.low, e.low + (e.high - e.low) / 4) for name, e in PARAMS.items())
     env = make_env(3, randomization=ranges)
-    for _ in range(3):
-        s, unstable = env.step(torch.zeros(3, 6))
-    assert s.joint_pos.isfinite().all()
+    values = drawn(env)
+    for p in ranges:
+        if p.name in values:
+            assert p.low <= values[p.name].min() and values[p.name].max() <= p.high, p.name
+    high = {r.name: r.high for r in ranges}
+    for name in ("action_noise", "joint_pos_noise", "object_pos_noise"):
+        assert (env.effects[name] > 0).all() and (env.effects[name] <= high[name]).all()
+    assert np.allclose([m.body_mass[m.body("cube").id] for m in env.models], values["cube_mass"])
+    env.close()
+
+
+def test_set_state_holds_the_arm_where_it_is_through_offsets_and_delay():
+    env = make_env(2, action_mode="absolute", action_scale=1.0)
+    settled(env)
+    env.set_physics({"joint_zero_offset": np.array([[0.1, -0.08, 0.06, 0.0, 0.0, 0.0]] * 2),
+                     "action_delay_steps": np.array([0, 2])})
+    qpos, qvel = env.physical_state()
+    readings = qpos[:, :6] + env.effects["joint_zero_offset"]  # what the arm reports, hence what it is told
+    env.set_state(qpos, qvel, readings)
+    for _ in range(4):
+        s, _ = env.step_targets(readings)
+    moved = s.joint_pos.numpy() - qpos[:, :6]
+    assert np.abs(moved).max() < 0.03  # only the sag of a servo asked to hold where gravity pulls, not an offset
+    np.testing.assert_allclose(moved[1], moved[0], atol=2e-3)  # and the delayed arm held the same targets
     env.close()
 
 

@@ -93,6 +93,13 @@ def test_cli_train_takes_a_robot_params_file(tmp_path):
     assert result.exit_code == 0, result.output
     robot = json.loads((run / "config.json").read_text())["task"]["scene"]["robot"]
     assert robot["actuator_kp"] == [9.0, 9.0, 9.0, 9.0, 9.0, 12.0] and robot["joint_damping"] == 0.4
-    params.write_text("action_delay_steps: 2\n")
+    # What sysid writes (the lag included) is a robot description too; objects a task lacks are refused.
+    params.write_text("action_delay_steps: 2\nactuator_kp: 9\n")
+    run2 = tmp_path / "run2"
+    result = CliRunner().invoke(app, ["train", "so101_reach", "--robot-params", str(params), "--iterations", "1",
+                                      "--num-envs", "4", "--eval-episodes", "2", "--out", str(run2), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run2 / "config.json").read_text())["task"]["scene"]["effects"] == {"action_delay_steps": 2.0}
+    params.write_text("cube_mass: 0.05\n")
     result = CliRunner().invoke(app, ["train", "so101_reach", "--robot-params", str(params), "--out", str(run)])
-    assert result.exit_code == 2 and "action_delay_steps: not part of a robot description" in result.output
+    assert result.exit_code == 2 and "cube_mass: so101_reach has no cube" in result.output

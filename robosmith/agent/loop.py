@@ -44,6 +44,7 @@ from robosmith.agent.proposers import (
     write_proposal,
 )
 from robosmith.agent.randomization import RandomizationPhase
+from robosmith.agent.real import read_the_gap
 from robosmith.agent.reflect import candidate_stats, reflection_text
 from robosmith.engines.export import ExportOptions, export_package, package_name, task_info, template_env
 from robosmith.engines.launch import engine_command
@@ -90,6 +91,11 @@ class LoopSettings:
     dr_iterations: int = 1
     dr_candidates: int = 2
     dr_prior_episodes: int = 20  # episodes per value of each RAPP sweep
+    # --real: a LeRobot dataset of the real arm; the loop starts by reading its gap, fitting the arm to it
+    real_dataset: str | None = None
+    real_units: str | None = None
+    real_calibration: str | None = None
+    real_generations: int = 30  # CMA-ES generations of the fit
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
@@ -146,6 +152,7 @@ class LoopState(TypedDict, total=False):
     dr_best_before: dict | None
     dr_feedback: str
     dr_stop_reason: str
+    real: dict  # --real: the gap before and after the fit, the critique, the fitted parameters
 
 
 class RewardLoop:
@@ -196,6 +203,21 @@ class RewardLoop:
         return self.run_dir / candidate["dir"]
 
     # ------------------------------------------------------------------------------------------- nodes
+    def real_gap(self, state: LoopState) -> dict:
+        """Read the real arm's gap, fit the arm, and train everything after on the fitted arm."""
+        s = self.settings
+        print(f"reading the gap of {s.real_dataset} and fitting the arm to it")
+        task, figures = read_the_gap(self.run_dir, self.task, Path(s.real_dataset), s.real_units,
+                                     Path(s.real_calibration) if s.real_calibration else None, s.real_generations,
+                                     self.client)
+        self.task = task
+        info = json.loads(self.files.run_info.read_text())
+        write_json(self.files.run_info, {**info, "task": task.to_dict()})  # a resumed run trains the fitted arm
+        self.files.task.write_text(yaml.safe_dump(task.to_dict(), sort_keys=False))
+        print(f"  gap {figures['gap_before_deg']:.2f} deg -> {figures['gap_after_deg']:.2f} deg with "
+              + ", ".join(f"{k}={v:g}" for k, v in figures["fitted"].items()))
+        return {"real": figures}
+
     def propose(self, state: LoopState) -> dict:
         it = state["iteration"]
         ctx = ProposalContext(
@@ -383,7 +405,9 @@ class RewardLoop:
         g = StateGraph(LoopState)
         for name in ("propose", "validate", "train", "reflect", "select", "review", "advance"):
             g.add_node(name, getattr(self, name))
-        g.add_edge(START, "propose")
+        g.add_node("real_gap", self.real_gap)
+        g.add_edge(START, "real_gap" if self.settings.real_dataset else "propose")
+        g.add_edge("real_gap", "propose")
         g.add_conditional_edges("propose", lambda s: END if s.get("stop_reason") else "validate")
         g.add_edge("validate", "train")
         g.add_edge("train", "reflect")
@@ -456,6 +480,7 @@ class RewardLoop:
                                for r in state.get("history", []) if r.get("origin") == REFERENCE_ORIGIN), None),
             "llm_cost_usd": self.client.spent_usd() if self.client else 0.0,
             "randomization": self.randomization.summary(state),
+            "real": state.get("real"),
         }
         write_json(self.files.summary, summary)
         write_report(self.run_dir)

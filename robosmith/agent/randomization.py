@@ -60,14 +60,14 @@ def prior_parameters(task: TaskSpec, variants: list) -> list[str]:
     names = [p.name for p in task.domain_randomization]
     for v in variants:
         names += [n for n in v.params if n not in names]
-    return [n for n in names if task.scene.cube or PARAMS[n].where != "scene"]
+    return [n for n in names if task.scene.cube or not PARAMS[n].needs_cube]
 
 
 def registry_for_prompt(task: TaskSpec) -> list[dict]:
     return [
         {"name": name, "unit": e.unit, "low": e.low, "high": e.high, "nominal": round(nominal_value(task, name), 6),
          "per_joint": e.per_joint, "integer": e.integer, "doc": e.doc}
-        for name, e in PARAMS.items() if task.scene.cube or e.where != "scene"
+        for name, e in PARAMS.items() if task.scene.cube or not e.needs_cube
     ]
 
 
@@ -147,8 +147,8 @@ class OfflineRandomizationProposer:
                     low, high = math.floor(low), math.ceil(high)
                 if high - low <= 1e-9 * max(1.0, abs(nominal)):
                     continue  # nothing to vary
-                ranges.append({"name": p["name"], "nominal": min(max(nominal, low), high),
-                               "bounds": [float(f"{low:.4g}"), float(f"{high:.4g}")]})
+                low, high = float(f"{low:.4g}"), float(f"{high:.4g}")
+                ranges.append({"name": p["name"], "nominal": min(max(nominal, low), high), "bounds": [low, high]})
             origin = f"offline: {width:.2f} of the RAPP intervals" + (", widened to the failed variants" if failed
                                                                           else "")
             try:
@@ -260,7 +260,7 @@ class RandomizationPhase:
             if c["status"] == "proposed":
                 try:
                     ranges = parse_ranges(folder.randomization.read_text())
-                    scene_only = [p.name for p in ranges if PARAMS[p.name].where == "scene"]
+                    scene_only = [p.name for p in ranges if PARAMS[p.name].needs_cube]
                     if scene_only and not self.task.scene.cube:
                         raise ParamError(f"{', '.join(scene_only)}: {self.task.name} has no cube")
                 except RobosmithError as e:
@@ -389,7 +389,8 @@ class RandomizationPhase:
         """The phase in summary.json: the prior, the most robust randomization, what was tried."""
         prior = state.get("dr_prior")
         if not prior:
-            return None
+            reason = state.get("dr_stop_reason")
+            return {"stop_reason": reason, "candidates_tried": 0, "best": None} if reason else None
         variants = prior["robustness"]["variants"]
         best = state.get("dr_best")
         return {

@@ -68,14 +68,13 @@ def collect(
     with_images: bool = True,
     progress: bool = True,
     image_size: tuple[int, int] = IMAGE_SIZE,
-    effects: dict | None = None,
     calibration: Path | None = None,
 ) -> dict:
     """Record `episodes` successful demonstrations of `task` into a new LeRobot dataset at `out_dir`.
 
-    `effects` (registry effects: delay, noise, calibration offsets) act on the arm as on a real one: the state
-    recorded is what its sensors report. With `calibration` (a LeRobot calibration file) the joints are
-    written in range mode, as LeRobot < 0.5 recorded them; otherwise in degrees.
+    The task's effects (`scene.effects`: lag, noise, calibration offsets, e.g. from --robot-params) act on the
+    arm as on a real one: the state recorded is what its sensors report. With `calibration` (a LeRobot
+    calibration file) the joints are written in range mode, as LeRobot < 0.5 recorded them; else in degrees.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # heavy import, only for this command
 
@@ -102,7 +101,7 @@ def collect(
     try:
         while kept < episodes and not stop.asked:
             batch_seed = int(batch_seeds.spawn(1)[0].generate_state(1)[0])
-            for ep in _run_batch(task, style, batch_envs, batch_seed, effects or {}):
+            for ep in _run_batch(task, style, batch_envs, batch_seed):
                 if kept >= episodes or stop.asked:
                     break
                 attempts += 1
@@ -135,18 +134,15 @@ def collect(
         "image_size": list(image_size) if with_images else None,
         "wall_s": round(time.monotonic() - started, 1),
         "units": "range" if cal else "degrees",  # how the joints are written (robosmith gap reads this)
-        "effects": {k: list(v) if isinstance(v, tuple) else v for k, v in (effects or {}).items()},
+        "effects": {k: list(v) if isinstance(v, tuple) else v for k, v in task.scene.effects.items()},
     }
     write_json(out_dir / COLLECT_INFO, info)
     return info
 
 
-def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int, effects: dict) -> list[_Episode | None]:
+def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Episode | None]:
     """One episode in each of n environments; the failed ones come back as None."""
     env = BatchedEnv(task.scene, env_config(task, n, seed), task.reset, task.has_goal)
-    if effects:
-        env.set_physics(effects)
-        env.reset(np.arange(n))  # calibration offsets shape the first targets
     noise, offset = env.sensing()
     noise_gen = torch.Generator().manual_seed(seed + 1)
     demonstrator = ScriptedDemonstrator(task, env, style, seed=seed)

@@ -108,6 +108,7 @@ def robustness_of(folder: Path, task, variants: list[dict], episodes: int, threa
 
     torch.set_num_threads(threads)
     result = evaluate_variants(RLPolicy(folder, task), task, variants_from(variants), folder, episodes, progress=False)
+    result["policy"] = folder.name
     write_result(folder, result)
     return robustness_scores(result)
 

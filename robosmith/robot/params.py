@@ -58,6 +58,11 @@ class PhysicalParam:
     # inverse weights): after setting one in a compiled model, mj_setConst must run, or contacts go unstable.
     derived: bool = False
 
+    @property
+    def needs_cube(self) -> bool:
+        """Meaningful only in a scene with the cube (its own parameters, and the noise on its perceived pose)."""
+        return self.where == "scene" or self.name == "object_pos_noise"
+
     def check(self, value: Any, where: str = "") -> Value:
         """The value as the registry keeps it (float, or a tuple of one float per joint), or ParamError."""
         prefix = f"{where}: " if where else ""

@@ -123,6 +123,8 @@ class BatchedEnv:
         self.cube_half = np.full(n, scene.cube_size / 2)
         self.randomizer = Randomizer(randomization, cfg.seed) if randomization else None
         self._sampled: dict[str, list[np.ndarray]] = {p.name: [] for p in randomization}
+        if scene.effects:
+            self.set_physics(dict(scene.effects))
         self.reset(np.arange(n))
 
     # ----------------------------------------------------------------------------------------- physics
@@ -137,16 +139,17 @@ class BatchedEnv:
     def set_physics(self, values: dict[str, object], ids: np.ndarray | None = None) -> None:
         """Give environments their own values of registry parameters: model fields and effects alike.
 
-        A value is one number for every environment, one per environment, or for per-joint parameters one per
-        environment and joint (k, 6); `ids` names the environments (default: all of them).
+        A value is one number for every environment or one per environment (k,); for per-joint parameters also
+        one per joint (6,) for every environment, or per environment and joint (k, 6) or (k, 1). `ids` names the
+        environments (default: all of them).
         """
         ids = np.arange(self.num_envs) if ids is None else np.asarray(ids, dtype=np.int64)
         for name, value in values.items():
             entry = param(name)
             shape = (ids.size, len(JOINT_NAMES)) if entry.per_joint else (ids.size,)
             per_env = np.asarray(value, float)
-            if entry.per_joint and per_env.ndim == 1 and per_env.shape[0] == ids.size != len(JOINT_NAMES):
-                per_env = per_env[:, None]
+            if entry.per_joint and per_env.ndim == 1 and per_env.shape[0] != len(JOINT_NAMES):
+                per_env = per_env[:, None]  # one per environment; a 1-D array of six is one per joint
             per_env = np.broadcast_to(per_env, shape)
             if entry.where == "effect":
                 self.effects[name][ids] = per_env
@@ -264,9 +267,11 @@ class BatchedEnv:
         qpos = np.asarray(qpos, float)
         targets = qpos[:, :6] if targets is None else np.asarray(targets, float)
         targets = np.clip(targets, self.joint_low, self.joint_high)
-        self._write_states(np.arange(self.num_envs), qpos, np.asarray(qvel, float), targets)
+        # What the servos hold: the targets through the calibration error, as every later step sends them.
+        servo = np.clip(targets - self.effects["joint_zero_offset"], self.joint_low, self.joint_high)
+        self._write_states(np.arange(self.num_envs), qpos, np.asarray(qvel, float), servo)
         self.target[:] = targets
-        self._sent[:] = targets[None]
+        self._sent[:] = servo[None]
 
     # -------------------------------------------------------------------------------------------- step
     def step(self, action: torch.Tensor) -> tuple[SimState, torch.Tensor]:

@@ -51,7 +51,7 @@ def replay_batch(dataset: RealDataset, hypotheses: list[dict[str, Value]], nthre
     """The dataset replayed under each physics hypothesis: one environment per (hypothesis, episode)."""
     episodes = dataset.episodes
     n_ep, n_hyp = len(episodes), len(hypotheses)
-    on_objects = sorted({k for h in hypotheses for k in h if PARAMS[k].where == "scene"})
+    on_objects = sorted({k for h in hypotheses for k in h if PARAMS[k].needs_cube})
     if on_objects:
         raise ParamError(f"{', '.join(on_objects)}: the replay has the arm alone, no objects")
     length = max(len(e.action) for e in episodes)

@@ -75,14 +75,15 @@ def rapp(
     """Sweep each parameter alone over its physical bounds; the success per value and the intervals."""
     for name in names:
         entry = param(name)
-        if entry.where == "scene" and not task.scene.cube:
+        if entry.needs_cube and not task.scene.cube:
             raise ParamError(f"{name}: {task.name} has no cube")
     reward = load_reward(reward_body or task.reference_reward_body())
 
     def success_per_value(values: np.ndarray, name: str | None) -> tuple[np.ndarray, np.ndarray]:
         env = TaskEnv(task, reward, len(values) * episodes, seed=seed, auto_reset=False)
         if name is not None:
-            env.sim.set_physics({name: np.repeat(values, episodes)})
+            per_env = np.repeat(values, episodes)
+            env.sim.set_physics({name: per_env[:, None] if PARAMS[name].per_joint else per_env})
         env.sim.reset(np.arange(env.num_envs))  # cube sizes and calibration offsets shape the initial states
         env.state = env.sim.state()
         outcomes = play_episodes(env, policy, progress=False).reshape(len(values), episodes)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from robosmith.reward.load import load_reward
@@ -58,7 +59,7 @@ def load_variants(path: Path, task: TaskSpec | None = None) -> list[Variant]:
         where = f"{path}: variant {name!r}"
         params = check_params(item.get("params") or {}, where)
         if task is not None and not task.scene.cube:
-            on_cube = [k for k in params if PARAMS[k].where == "scene"]
+            on_cube = [k for k in params if PARAMS[k].needs_cube]
             if on_cube:
                 raise ParamError(f"{where}: {', '.join(on_cube)}: {task.name} has no cube")
         out.append(Variant(name, params))
@@ -89,6 +90,7 @@ def evaluate_variants(
     reward = load_reward(reward_body or task.reference_reward_body())
     rows = []
     for variant in tqdm(variants, desc="robustness", unit="variant", disable=not progress):
+        torch.manual_seed(seed)  # policies that sample draw the same noise in every variant
         env = TaskEnv(task, reward, episodes, seed=seed, auto_reset=False)
         env.sim.set_physics({k: v for k, v in variant.params.items()})
         env.sim.reset(np.arange(episodes))  # cube sizes and calibration offsets shape the initial states

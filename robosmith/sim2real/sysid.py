@@ -56,7 +56,7 @@ class Axis:
 
 def axis_of(name: str) -> Axis:
     entry = param(name)
-    if entry.where == "scene":
+    if entry.needs_cube:
         raise ParamError(f"{name}: the replay has the arm alone; it cannot identify the objects")
     if name in ("action_noise", "joint_pos_noise", "object_pos_noise", "joint_zero_offset"):
         raise ParamError(f"{name}: not identifiable from open-loop replays here; fit it from calibration")

@@ -22,7 +22,7 @@ from robosmith.errors import RobosmithError
 from robosmith.reward.check import RewardRejected
 from robosmith.reward.load import SuccessFn, load_reward, load_success
 from robosmith.reward.terms import RewardTerm, terms_to_body
-from robosmith.robot.params import PARAMS, ParamError, RobotParams, param, read_yaml
+from robosmith.robot.params import PARAMS, ParamError, RobotParams, check_params, param, read_yaml
 from robosmith.task.spec import DRParam, PPOConfig, ResetConfig, SceneConfig, TaskSpec, TrainDefaults
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
@@ -178,7 +178,7 @@ class _Parser:
         if round(1.0 / (spec.control_hz * scene.timestep)) * scene.timestep * spec.control_hz - 1 > 1e-6:
             raise self.fail("control_hz", f"must divide 1/scene.timestep = {1 / scene.timestep:g} Hz evenly")
         for i, p in enumerate(spec.domain_randomization):
-            if PARAMS[p.name].where == "scene" and not scene.cube:
+            if PARAMS[p.name].needs_cube and not scene.cube:
                 raise self.fail(f"domain_randomization[{i}]", f"{p.name}: the scene has no cube (scene.cube: false)")
         self.check_expressions(spec)
         return spec
@@ -194,9 +194,13 @@ class _Parser:
                 raise self.fail(f"scene.robot.{key}", f"unknown key; known: {', '.join(sorted(known))}")
         try:
             params = RobotParams(**robot)
+            effects = check_params(raw.pop("effects", None) or {}, f"{self.where}: scene.effects")
         except ParamError as e:
-            raise TaskError(f"{self.where}: {e}") from None
-        return self.dataclass_from(SceneConfig, raw, "scene", robot=params)
+            raise TaskError(f"{self.where}: {e}" if not str(e).startswith(self.where) else str(e)) from None
+        for key in effects:
+            if PARAMS[key].where != "effect":
+                raise self.fail(f"scene.effects.{key}", "not an effect (it belongs in scene.robot or scene)")
+        return self.dataclass_from(SceneConfig, raw, "scene", robot=params, effects=effects)
 
     def observations(self, raw: Any, scene: SceneConfig) -> tuple[str, ...]:
         if not isinstance(raw, list) or not raw:

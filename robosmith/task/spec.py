@@ -31,6 +31,9 @@ class SceneConfig:
     goal_radius: float = 0.02
     timestep: float = 1 / 240  # s; 8 physics steps per control step at 30 Hz
     robot: RobotParams = field(default_factory=RobotParams)
+    # Effects the arm always has (registry names: lag, calibration offsets, noise), as a robot-params file or
+    # system identification gives them; domain randomization, where on, draws over them at each reset.
+    effects: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.goal_marker not in ("point", "zone", "none"):
@@ -153,13 +156,14 @@ def _lists(value: Any) -> Any:
 
 def with_robot_params(task: TaskSpec, values: dict) -> TaskSpec:
     """The task with a robot-params file applied: robot entries replace the arm's description, scene entries
-    the objects' (cube mass and friction). Effects (delays, noise, calibration offsets) are applied by the
-    simulator's randomization, not by a fixed description: they are refused here by name."""
+    the objects' (cube mass, size and friction), effects (lag, calibration offsets, noise) the arm's effects."""
     from robosmith.robot.params import PARAMS, ParamError, robot_params_of
 
-    effects = [k for k in values if PARAMS[k].where == "effect"]
-    if effects:
-        raise ParamError(f"{', '.join(effects)}: not part of a robot description (applied by randomization)")
+    on_cube = [k for k in values if PARAMS[k].needs_cube]
+    if on_cube and not task.scene.cube:
+        raise ParamError(f"{', '.join(on_cube)}: {task.name} has no cube")
     scene_values = {k: float(v) for k, v in values.items() if PARAMS[k].where == "scene"}
-    scene = dataclasses.replace(task.scene, robot=robot_params_of(values, task.scene.robot), **scene_values)
+    effects = {**task.scene.effects, **{k: v for k, v in values.items() if PARAMS[k].where == "effect"}}
+    scene = dataclasses.replace(task.scene, robot=robot_params_of(values, task.scene.robot), effects=effects,
+                                **scene_values)
     return dataclasses.replace(task, scene=scene)

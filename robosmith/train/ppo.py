@@ -47,7 +47,9 @@ class TrainSettings:
     seed: int
     eval_episodes: int
     video_episodes: int = 4
-    randomize: bool = True  # sample the task's domain_randomization per environment at every reset
+    # Sample the task's domain_randomization per environment at every reset (`robosmith train` does by default;
+    # settings saved before randomization existed mean the nominal world).
+    randomize: bool = False
 
     @staticmethod
     def from_task(task: TaskSpec, **overrides: float | int | None) -> TrainSettings:
