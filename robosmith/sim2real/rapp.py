@@ -81,11 +81,8 @@ def rapp(
 
     def success_per_value(values: np.ndarray, name: str | None) -> tuple[np.ndarray, np.ndarray]:
         env = TaskEnv(task, reward, len(values) * episodes, seed=seed, auto_reset=False)
-        if name is not None:
-            per_env = np.repeat(values, episodes)
-            env.sim.set_physics({name: per_env[:, None] if PARAMS[name].per_joint else per_env})
-        env.sim.reset(np.arange(env.num_envs))  # cube sizes and calibration offsets shape the initial states
-        env.state = env.sim.state()
+        per_env = np.repeat(values, episodes)
+        env.set_world({name: per_env[:, None] if PARAMS[name].per_joint else per_env} if name else {})
         outcomes = play_episodes(env, policy, progress=False).reshape(len(values), episodes)
         env.close()
         wins = (outcomes == 1).sum(dim=1).numpy()

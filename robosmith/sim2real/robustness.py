@@ -92,9 +92,7 @@ def evaluate_variants(
     for variant in tqdm(variants, desc="robustness", unit="variant", disable=not progress):
         torch.manual_seed(seed)  # policies that sample draw the same noise in every variant
         env = TaskEnv(task, reward, episodes, seed=seed, auto_reset=False)
-        env.sim.set_physics({k: v for k, v in variant.params.items()})
-        env.sim.reset(np.arange(episodes))  # cube sizes and calibration offsets shape the initial states
-        env.state = env.sim.state()
+        env.set_world(dict(variant.params))
         result = evaluate_policy(env, policy, out_dir, video_episodes=0, progress=False)
         rows.append({
             "name": variant.name, "success_rate": result["success_rate"], "ci95": result["ci95"],

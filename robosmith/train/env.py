@@ -115,6 +115,14 @@ class TaskEnv(VecEnv):
         extras = {"time_outs": time_out.float()}
         return self.get_observations(), reward, dones, extras
 
+    def set_world(self, values: dict) -> None:
+        """Give the environments registry values (see `BatchedEnv.set_physics`) and start fresh episodes in that
+        world: cube sizes and calibration offsets shape the initial states."""
+        if values:
+            self.sim.set_physics(values)
+        self.sim.reset(np.arange(self.num_envs))
+        self.state = self.sim.state()
+
     def pop_stats(self) -> tuple[int, dict]:
         """(environment steps, statistics) since the last call."""
         steps, summary = self.recorder.steps, self.recorder.summary()
