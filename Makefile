@@ -26,10 +26,10 @@ sysdeps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_NEEDED) >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/lerobot_robot_robosmith/pyproject.toml
 	@test -x $(BIN)/python || $(shell command -v $(PY) || echo python3) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,bc]'
+	$(BIN)/pip install -q -e '.[dev,bc]' -e plugins/lerobot_robot_robosmith
 	@touch $(STAMP)
 
 $(MJLAB_STAMP): Makefile

@@ -848,6 +848,96 @@ def finetune(
 
 
 @app.command()
+def deploy(
+    policy: Annotated[str, typer.Argument(help="policy folder: an RL run, `bc train` or `finetune` folder")],
+    task: Annotated[str, typer.Argument(help="task name (robosmith/task/tasks/*.yaml) or path to a task file")],
+    record: Annotated[Path, typer.Option("--record", help="new folder: the LeRobot dataset, deploy.json, "
+                                         "safety.jsonl")],
+    robot_port: Annotated[str | None, typer.Option("--robot.port", help="the follower's serial port")] = None,
+    robot_id: Annotated[str, typer.Option("--robot.id", help="the arm's LeRobot id (its calibration file)")]
+    = "so101_follower",
+    robot_cameras: Annotated[str | None, typer.Option("--robot.cameras", help="LeRobot camera configs, as for "
+                             "lerobot-record: '{front: {type: opencv, index_or_path: 0, width: 640, height: 480, "
+                             "fps: 30}}'")] = None,
+    robot_calibration_dir: Annotated[Path | None, typer.Option("--robot.calibration_dir",
+                                     help="folder of <id>.json (default: LeRobot's)")] = None,
+    robot_use_degrees: Annotated[bool, typer.Option("--robot.use_degrees/--robot.range_mode",
+                                 help="the follower's units")] = True,
+    episodes: Annotated[int, typer.Option(help="episodes to run and record")] = 10,
+    sim: Annotated[bool, typer.Option(help="our simulated SO-101 behind LeRobot's interface instead of the arm")]
+    = False,
+    robot_params: Annotated[Path | None, typer.Option(help="with --sim: the simulated arm's parameters")] = None,
+    rehearse: Annotated[bool, typer.Option(help="rehearse in simulation from the arm's pose first")] = True,
+    yes: Annotated[bool, typer.Option(help="confirm the rehearsal without asking")] = False,
+    seed: Annotated[int, typer.Option(help="with --sim, the initial states of `robosmith eval --seed`")] = 12345,
+    progress: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """Run a policy on the SO-101 (or `--sim`) through LeRobot, behind the safety layer; record every episode."""
+    import tempfile
+
+    from robosmith.deploy.loop import DeploySettings
+    from robosmith.deploy.loop import deploy as run_deploy
+    from robosmith.task import load_task
+    from robosmith.train.policy import load_policy
+
+    folder = _policy_folder(policy)
+    spec = load_task(task)
+    loaded = load_policy(folder, spec)
+    if episodes < 1:
+        _fail(f"--episodes {episodes}: at least 1")
+    calibration, range_mode = None, False
+    if sim:
+        from robosmith.deploy.sim_robot import SimSO101, SimSO101Config
+
+        robot = SimSO101(SimSO101Config(
+            task=task, seed=seed, robot_params=str(robot_params) if robot_params else None,
+            sim_cameras=list(loaded.spec.cameras), id="sim", calibration_dir=Path(tempfile.mkdtemp()),
+            **({"image_height": next(iter(loaded.spec.cameras.values()))[0],
+                "image_width": next(iter(loaded.spec.cameras.values()))[1]} if loaded.spec.cameras else {})))
+    else:
+        if robot_port is None:
+            _fail("--robot.port: required on the arm (or run with --sim)")
+        robot, calibration = _follower(robot_port, robot_id, robot_cameras, robot_calibration_dir,
+                                       robot_use_degrees)
+        range_mode = not robot_use_degrees
+    settings = DeploySettings(episodes=episodes, seed=seed, sim=sim, realtime=not sim, rehearse=rehearse and not sim,
+                              yes=yes)
+    result = run_deploy(loaded, spec, robot, record, settings, calibration=calibration, range_mode=range_mode,
+                        progress=progress, policy_path=folder)
+    lo, hi = result["ci95"] or (0.0, 0.0)
+    rate = result["success_rate"]
+    typer.echo(f"{result['n']} episodes: success {rate if rate is None else f'{rate:.0%}'} (95% CI {lo:.0%}-{hi:.0%})"
+               f"; in simulation {result['sim_success_rate']}; {record}/deploy.json")
+    if result["error"]:
+        _fail(result["error"])
+
+
+def _follower(port: str, robot_id: str, cameras: str | None, calibration_dir: Path | None, use_degrees: bool):
+    """LeRobot's SO-101 follower as `lerobot-record` would make it, and its calibration (robosmith's form)."""
+    import yaml
+    from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
+
+    from robosmith.robot.units import load_calibration
+
+    camera_configs = {}
+    if cameras:
+        import draccus
+        from lerobot.cameras import CameraConfig
+
+        try:
+            raw = yaml.safe_load(cameras)
+            camera_configs = draccus.decode(dict[str, CameraConfig], raw)
+        except Exception as e:  # noqa: BLE001 - a user's typo: one line
+            _fail(f"--robot.cameras: not a camera config mapping ({type(e).__name__}: {str(e).splitlines()[0]})")
+    robot = SO101Follower(SO101FollowerConfig(port=port, id=robot_id, cameras=camera_configs,
+                                              use_degrees=use_degrees, calibration_dir=calibration_dir))
+    if not robot.calibration_fpath.is_file():
+        _fail(f"{robot.calibration_fpath}: no calibration for --robot.id {robot_id}; calibrate with "
+              f"`lerobot-calibrate --robot.type=so101_follower --robot.port={port} --robot.id={robot_id}` first")
+    return robot, load_calibration(robot.calibration_fpath)
+
+
+@app.command()
 def bench(
     task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",
     num_envs: Annotated[int, typer.Option()] = 256,

@@ -23,7 +23,7 @@ from robosmith.errors import RobosmithError
 from robosmith.robot.units import LEROBOT_JOINT_NAMES, from_lerobot, load_calibration, range_to_degrees
 
 STATE, ACTION = "observation.state", "action"
-SO101_ROBOT_TYPES = ("so101_follower", "so101", "so_follower", "robosmith_sim_so101")
+SO101_ROBOT_TYPES = ("so101_follower", "so101", "so_follower", "robosmith_so101_sim")
 UNITS = ("degrees", "range")
 UNITS_FILE = "robosmith_collect.json"  # robosmith's datasets say their units there
 

@@ -23,7 +23,7 @@ from robosmith.reward.check import RewardRejected
 from robosmith.reward.load import SuccessFn, load_reward, load_success
 from robosmith.reward.terms import RewardTerm, terms_to_body
 from robosmith.robot.params import PARAMS, ParamError, RobotParams, check_params, param, read_yaml
-from robosmith.task.spec import DRParam, PPOConfig, ResetConfig, SceneConfig, TaskSpec, TrainDefaults
+from robosmith.task.spec import DRParam, PPOConfig, ResetConfig, SafetyLimits, SceneConfig, TaskSpec, TrainDefaults
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 
@@ -171,6 +171,7 @@ class _Parser:
             obs_noise=self.obs_noise(raw.get("obs_noise"), observations),
             domain_randomization=self.dr_params(raw.get("domain_randomization")),
             train=train,
+            safety=self.dataclass_from(SafetyLimits, raw.get("safety"), "safety"),
             source=source,
         )
         if spec.action_mode not in ACTION_MODES:

@@ -92,6 +92,43 @@ class PPOConfig:
     desired_kl: float = 0.01
 
 
+@dataclass(frozen=True)
+class SafetyLimits:
+    """What the deploy loop's safety layer allows on the real arm (robosmith.deploy.safety); a task's `safety:`.
+
+    Joint values are in LeRobot's units (degrees for the five arm joints, 0-100 for the gripper), lengths in m
+    in the robot's base frame (the table top is z = 0), times in s.
+    """
+
+    joint_margin: float = 3.0  # kept clear of each end of a joint's calibrated range
+    # Policies trained in simulation move their targets in jumps (absolute actions: up to ~90 degrees in one
+    # step; the servos' own position loop turns them into full-speed moves), so the defaults let such steps
+    # through and stop only what no trained policy asks for. Tighten them for a first run on a new arm.
+    max_step: float = 90.0  # largest change of a target in one control step, per motor
+    max_velocity: float = 2700.0  # per s, of the commanded targets
+    max_acceleration: float = 200000.0  # per s², of the commanded targets
+    workspace_low: tuple[float, float, float] = (-0.10, -0.40, 0.005)  # box the tool point must stay in
+    workspace_high: tuple[float, float, float] = (0.50, 0.40, 0.45)
+    gripper_stall_steps: int = 10  # a closing that makes no progress this long is a stall (grasping)
+    gripper_stall_squeeze: float = 8.0  # then the target is held this far inside the stalled position at most
+    max_temperature: float = 60.0  # °C, read from the bus; over it the episode stops
+    max_load: float = 95.0  # % of the servo's rated torque, read from the bus; sustained over it: stop
+    max_load_steps: int = 12  # reads over max_load in a row (every 5th step) before stopping: a stall of 2 s
+    stale_observation: float = 0.25  # s without a fresh reading: stop
+    max_missed_deadlines: int = 10  # control periods in a row that ran late: stop
+    start_speed: float = 30.0  # per s: the slow move to the start pose before each episode
+
+    def __post_init__(self) -> None:
+        for name in ("max_step", "max_velocity", "max_acceleration", "stale_observation", "start_speed"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be above 0")
+        if self.joint_margin < 0:
+            raise ValueError("joint_margin: must be 0 or more")
+        if len(self.workspace_low) != 3 or len(self.workspace_high) != 3 or any(
+            lo >= hi for lo, hi in zip(self.workspace_low, self.workspace_high, strict=True)):
+            raise ValueError("workspace_low/workspace_high: three numbers each, low below high")
+
+
 @dataclass
 class TrainDefaults:
     num_envs: int = 256
@@ -123,6 +160,7 @@ class TaskSpec:
     obs_noise: dict[str, float]
     domain_randomization: tuple[DRParam, ...]
     train: TrainDefaults
+    safety: SafetyLimits = field(default_factory=SafetyLimits)
     source: Path | None = None
 
     @property

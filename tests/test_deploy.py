@@ -1,0 +1,290 @@
+"""Deployment: LeRobot's real SO-101 follower driving emulated STS3215 servos, the safety layer judged on what
+reaches the bus, our simulated arm behind LeRobot's interface, kills that leave the arm safe and the data
+readable, and `deploy --sim` against `robosmith eval`."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from robosmith.cli import app
+from robosmith.deploy.feetech_emulator import EmulatedArm, ServoSetup
+from robosmith.deploy.loop import Arm, DeploySettings, StateBuilder, deploy, refuse_unmeasurable, run_episode
+from robosmith.deploy.safety import SafetyLayer, joint_limits
+from robosmith.robot.kinematics import ToolKinematics
+from robosmith.robot.units import load_calibration, to_lerobot
+from robosmith.sim2real.dataset import load_dataset
+from robosmith.task import load_task
+from robosmith.train.policy import PolicyError, PolicySpec
+
+TICK_DEG = 360.0 / 4095  # LeRobot's degrees per encoder tick
+
+
+class ScriptedPolicy:
+    """Plays a fixed list of actions (anything: NaN, infinities, huge values), then zeros; may fail on purpose."""
+
+    def __init__(self, task, actions=(), fields=("joint_pos", "goal_pos"), fail_at=None):
+        self.spec = PolicySpec("scripted", task.name, task.description, tuple(fields), task.control_hz)
+        self.actions, self.fail_at = [torch.as_tensor(a, dtype=torch.float32) for a in actions], fail_at
+        self.t = self.calls = 0
+
+    def reset(self, env_ids=None):
+        self.t = 0
+
+    def act(self, observation):
+        self.t += 1
+        self.calls += 1  # over every episode (the rehearsal's too)
+        if self.fail_at is not None and self.calls > self.fail_at:
+            raise RuntimeError("the policy crashed")
+        return (self.actions[self.t - 1] if self.t <= len(self.actions) else torch.zeros(6))[None]
+
+    def close(self):
+        pass
+
+
+def follower(arm: EmulatedArm, folder: Path):
+    from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "arm.json").write_text(json.dumps(arm.calibration()))
+    robot = SO101Follower(SO101FollowerConfig(port=arm.port, id="arm", calibration_dir=folder))
+    return robot, load_calibration(folder / "arm.json")
+
+
+def bus_degrees(entries, setup: ServoSetup, calibration) -> dict[int, list[float]]:
+    """Goal positions that reached each servo, in LeRobot's degrees (arm) and 0-100 (gripper), from raw ticks."""
+    out: dict[int, list[float]] = {}
+    names = list(calibration)
+    for e in entries:
+        if not e["torque"]:
+            continue
+        i = setup.ids.index(e["id"])
+        c = calibration[names[i]]
+        if i < 5:
+            value = (e["goal_ticks"] - (c.range_min + c.range_max) / 2) * TICK_DEG
+        else:
+            value = (e["goal_ticks"] - c.range_min) / (c.range_max - c.range_min) * 100
+        out.setdefault(i, []).append(value)
+    return out
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """LeRobot's SO-101 follower, connected to emulated servos (one arm for the module)."""
+    with EmulatedArm("so101_reach") as arm:
+        robot, calibration = follower(arm, tmp_path_factory.mktemp("calibration"))
+        robot.connect()
+        yield arm, robot, calibration
+        if robot.is_connected:
+            robot.disconnect()
+
+
+def test_lerobot_follower_reads_and_moves_the_emulated_arm(emulated):
+    arm, robot, _ = emulated
+    obs = robot.get_observation()
+    assert set(obs) == {f"{j}.pos" for j in ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex",
+                                              "wrist_roll", "gripper")}
+    # The emulated arm starts where the task's reset puts it; LeRobot's degrees are our joint angles.
+    assert abs(obs["elbow_flex.pos"]) > 1.0
+    target = {**obs, "wrist_roll.pos": obs["wrist_roll.pos"] + 20.0}
+    for _ in range(20):
+        robot.send_action(target)
+        time.sleep(1 / 30)
+    moved = robot.get_observation()
+    assert moved["wrist_roll.pos"] - obs["wrist_roll.pos"] == pytest.approx(20.0, abs=3.0)
+    snap = arm.snapshot()
+    assert all(s["torque"] == 1 for s in snap.values())
+
+
+ACTION = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32),
+                   st.sampled_from([1e6, -1e6, 1.0, -1.0, 0.0]))
+SEQUENCE = st.lists(st.lists(ACTION, min_size=6, max_size=6), min_size=1, max_size=8)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(SEQUENCE, st.booleans())
+def test_no_command_on_the_bus_leaves_the_limits(emulated, sequence, oscillate):
+    """Whatever a policy outputs, the goals the servos receive stay in the joint limits, move at most max_step per
+    control step, and put the tool point inside the workspace box (forward kinematics of the goals)."""
+    arm, robot, calibration = emulated
+    task = load_task("so101_reach")
+    if oscillate:  # full-scale flips every step on top of whatever was drawn
+        sequence = [[(1.0 if k % 2 else -1.0) * (j + 1) for j in range(6)] for k in range(4)] + sequence
+    policy = ScriptedPolicy(task, sequence)
+    layer = SafetyLayer.for_arm(task.safety, task.control_hz, calibration)
+    short = dataclasses.replace(task, episode_length=len(sequence))
+    before = len(arm.bus_log())
+    run_episode(Arm(robot, calibration, False), policy, short, layer, StateBuilder(short, policy.spec.state_fields),
+                None, np.array([0.25, 0.0, 0.1]), realtime=False)  # a safety stop ends it early, and holds
+    sent = bus_degrees(arm.bus_log()[before:], arm.setup, calibration)
+    low, high = joint_limits(calibration, task.safety.joint_margin)
+    tick = TICK_DEG + 1e-6
+    for i, values in sent.items():
+        v = np.array(values)
+        assert (v >= low[i] - tick).all() and (v <= high[i] + tick).all(), (i, v, low[i], high[i])
+        if len(v) > 1:
+            assert np.abs(np.diff(v)).max() <= task.safety.max_step + 2 * tick
+    fk = ToolKinematics()
+    goals = np.array([sent[i] for i in range(6)]).T if all(i in sent for i in range(6)) else np.zeros((0, 6))
+    for row in goals:
+        q = np.radians(row[:5])
+        p = fk.position(np.append(q, 0.0))
+        assert (p >= np.array(task.safety.workspace_low) - 1e-3).all(), p
+        assert (p <= np.array(task.safety.workspace_high) + 1e-3).all(), p
+
+
+def test_nan_stops_the_episode_and_the_arm_holds(emulated):
+    arm, robot, calibration = emulated
+    task = load_task("so101_reach")
+    short = dataclasses.replace(task, episode_length=10)
+    policy = ScriptedPolicy(short, [[0.1] * 6, [float("nan")] + [0.0] * 5])
+    layer = SafetyLayer.for_arm(task.safety, task.control_hz, calibration)
+    before = len(arm.bus_log())
+    steps, counts, stopped = run_episode(Arm(robot, calibration, False), policy, short, layer,
+                                         StateBuilder(short, policy.spec.state_fields), None,
+                                         np.array([0.25, 0.0, 0.1]), realtime=False)
+    assert (steps, stopped) == (1, "non_finite")
+    assert len(arm.bus_log()) - before == 12  # one command, then the hold: six goals each, nothing after
+
+
+def test_hot_servo_stops_the_episode(emulated):
+    arm, robot, calibration = emulated
+    task = load_task("so101_reach")
+    short = dataclasses.replace(task, episode_length=5)
+    arm.set_temperature(70)
+    try:
+        _, _, stopped = run_episode(Arm(robot, calibration, False), ScriptedPolicy(short), short,
+                                    SafetyLayer.for_arm(task.safety, task.control_hz, calibration),
+                                    StateBuilder(short, ("joint_pos", "goal_pos")), None, np.zeros(3), realtime=False)
+    finally:
+        arm.set_temperature(35)
+    assert stopped == "temperature"
+
+
+def test_safety_layer_pulls_commands_below_the_table_back():
+    task = load_task("so101_reach")
+    layer = SafetyLayer.for_arm(task.safety, task.control_hz)
+    home = to_lerobot(torch.tensor(task.reset.home, dtype=torch.float64)).numpy()
+    layer.reset(home)
+    down = home.copy()
+    down[1], down[2] = 60.0, 20.0  # shoulder forward, elbow open: the tool goes into the table
+    fk = ToolKinematics()
+    assert fk.position(np.radians(down))[2] < 0  # the request really is below the table
+    command, interventions = layer.filter(down, home)
+    assert any(i.limit == "workspace" for i in interventions)
+    assert layer.inside(command) and not np.allclose(command, home)  # kept the part of the step that is safe
+
+
+def test_policy_needing_the_cube_is_refused_on_hardware():
+    task = load_task("so101_lift")
+    policy = ScriptedPolicy(task, fields=task.observations)
+    with pytest.raises(PolicyError, match="object_pos, object_quat, finger_contact"):
+        refuse_unmeasurable(policy, sim=False)
+    assert refuse_unmeasurable(policy, sim=True) == ["object_pos", "object_quat", "finger_contact"]
+
+
+@pytest.mark.slow
+def test_deploy_on_emulated_servos_records_a_dataset_and_stops_safely_on_an_exception(tmp_path):
+    task = load_task("so101_reach")
+    with EmulatedArm("so101_reach") as arm:
+        robot, calibration = follower(arm, tmp_path / "cal")
+        out = tmp_path / "deploy"
+        # 60 steps of rehearsal, episode 0, then it dies in episode 1
+        policy = ScriptedPolicy(task, [[0.2, 0.1, 0.0, 0.0, 0.0, 0.0]] * 5, fail_at=150)
+        with pytest.raises(RuntimeError, match="crashed"):
+            deploy(policy, task, robot, out, DeploySettings(episodes=3, yes=True), calibration=calibration,
+                   judge=lambda ep: ep == 0, prompt=lambda _: "", progress=False)
+        final = arm.snapshot()
+        log = arm.bus_log()
+    assert all(s["torque"] == 0 for s in final.values())  # LeRobot's disconnect turned torque off...
+    last_goals = [e for e in log if e["torque"]][-6:]  # ...after the hold: the goals were where the arm was
+    for e in last_goals:
+        assert abs(e["goal_ticks"] - final[e["id"]]["present"]) < 60
+    result = json.loads((out / "deploy.json").read_text())
+    assert result["n"] == 1 and result["success_rate"] == 1.0 and "crashed" in result["error"]
+    assert result["rehearsal"]["steps"] == task.episode_length
+    assert (out / "rehearsal" / "rehearsal.mp4").stat().st_size > 0
+    data = load_dataset(out / "dataset")  # readable, the episode cut short left out
+    assert len(data.episodes) == 1 and len(data.episodes[0].state) == task.episode_length
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("robosmith/deploy", root=out / "dataset")
+    assert ds.num_episodes == 1 and ds.meta.robot_type == "so_follower"
+
+
+@pytest.fixture(scope="module")
+def reach_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("policy") / "reach"
+    result = CliRunner().invoke(app, ["train", "so101_reach", "--iterations", "3", "--num-envs", "64",
+                                      "--eval-episodes", "10", "--no-randomize", "--no-progress", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_killed_deploy_leaves_torque_off_and_the_dataset_readable(tmp_path, reach_run, sig):
+    with EmulatedArm("so101_reach") as arm:
+        (tmp_path / "cal").mkdir()
+        (tmp_path / "cal" / "arm.json").write_text(json.dumps(arm.calibration()))
+        out = tmp_path / "deploy"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "robosmith"), "deploy", str(reach_run), "so101_reach",
+             "--robot.port", arm.port, "--robot.id", "arm", "--robot.calibration_dir", str(tmp_path / "cal"),
+             "--episodes", "50", "--yes",
+             "--record", str(out), "--no-progress"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        proc.stdin.write("y\n" * 200)  # the operator: every episode a success, every reset done
+        proc.stdin.flush()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:  # wait until a second episode is under way
+            if (out / "deploy.json").is_file() and json.loads((out / "deploy.json").read_text())["episodes"]:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=120)
+        final = arm.snapshot()
+    assert all(s["torque"] == 0 for s in final.values()), output
+    result = json.loads((out / "deploy.json").read_text())
+    assert result["interrupted"] and signal.Signals(sig).name in result["error"], output
+    data = load_dataset(out / "dataset")
+    assert len(data.episodes) == result["n"] >= 1
+
+
+@pytest.mark.slow
+def test_deploy_sim_agrees_with_eval_and_lerobot_replays_it(tmp_path, reach_run):
+    from robosmith.deploy.agreement import agreement
+    from robosmith.train.policy import load_policy
+
+    out = tmp_path / "deploy"
+    result = CliRunner().invoke(app, ["deploy", str(reach_run), "so101_reach", "--sim", "--episodes", "10",
+                                      "--record", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    task = load_task("so101_reach")
+    figures = agreement(out, load_policy(reach_run, task), task)
+    assert figures["outcomes_agree"] >= 9, figures
+    # Same initial states: the first recorded frame of every episode is eval's, to float32 precision.
+    deployed = json.loads((out / "deploy.json").read_text())
+    assert deployed["sim"] and deployed["n"] == 10 and deployed["sim_success_rate"] is not None
+    data = load_dataset(out / "dataset")
+    assert data.robot_type == "robosmith_so101_sim" and len(data.episodes) == 10
+    # LeRobot's own replay command drives our simulated arm (the plugin robot) from the recorded actions.
+    replay = subprocess.run(
+        [str(Path(sys.executable).parent / "lerobot-replay"), "--robot.type=robosmith_so101_sim",
+         "--robot.task=so101_reach", "--robot.id=sim", f"--robot.calibration_dir={tmp_path / 'cal'}",
+         "--dataset.repo_id=robosmith/deploy", f"--dataset.root={out / 'dataset'}", "--dataset.episode=0"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert replay.returncode == 0, replay.stderr[-2000:]
