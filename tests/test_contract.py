@@ -40,14 +40,15 @@ def test_the_contract_imports_torch_and_the_standard_library_only():
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("sim", ("agent", "cli", "engines", "execution", "train", "bc", "sim2real")),
-    ("train", ("agent", "cli", "engines", "execution", "bc", "sim2real")),
-    ("reward", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real")),
-    ("robot", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real")),
-    ("task", ("sim", "train", "agent", "cli", "engines", "execution", "sim2real")),
-    ("sim2real", ("agent", "cli", "engines", "execution", "bc")),
-    ("engines", ("agent", "cli", "execution", "sim2real")),
-    ("execution", ("agent", "cli")),
+    ("sim", ("agent", "cli", "engines", "execution", "train", "bc", "sim2real", "deploy")),
+    ("train", ("agent", "cli", "engines", "execution", "bc", "sim2real", "deploy")),
+    ("reward", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real", "deploy")),
+    ("robot", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real", "deploy")),
+    ("task", ("sim", "train", "agent", "cli", "engines", "execution", "sim2real", "deploy")),
+    ("sim2real", ("agent", "cli", "engines", "execution", "bc", "deploy")),
+    ("deploy", ("agent", "cli", "engines", "execution", "bc")),
+    ("engines", ("agent", "cli", "execution", "sim2real", "deploy")),
+    ("execution", ("agent", "cli", "deploy")),
 ])
 def test_dependencies_point_one_way(package, forbidden):
     for path in sorted((PACKAGE / package).rglob("*.py")):

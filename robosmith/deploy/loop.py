@@ -260,7 +260,8 @@ def run_episode(arm: Arm, policy: Policy, task: TaskSpec, layer: SafetyLayer, bu
             if not np.isfinite(action.numpy()).all():
                 wanted = np.full(6, np.nan)
             command, interventions = layer.filter(wanted, degrees)
-            layer.check_timing(time.monotonic() - arm.last_read, missed)  # the reading the command is based on
+            if realtime:  # (a simulated arm waits for us: no reading goes stale)
+                layer.check_timing(time.monotonic() - arm.last_read, missed)  # the reading the command is based on
         except SafetyStop as stop:
             if log is not None:
                 log(step, Intervention(stop.limit, None, None, None, 0.0))
@@ -385,9 +386,11 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
                     success = bool(eval_success(task.success, robot.sim_state())[0]) and stopped is None
                 else:
                     success = bool(judge(ep)) if judge else _ask_success(lambda m: signals.ask(prompt, m), ep)
-                recorded = dataset.has_pending_frames()
-                if recorded:  # an episode stopped before its first step has nothing to record
+                recorded = dataset.writer.episode_buffer["size"] >= 2 if dataset.has_pending_frames() else False
+                if recorded:
                     dataset.save_episode()
+                elif dataset.has_pending_frames():  # stopped at its first step: nothing worth a dataset episode
+                    dataset.clear_episode_buffer()
                 result["episodes"].append({**EpisodeResult(ep, success, steps, counts, stopped).__dict__,
                                            "recorded": recorded})
                 _summarise(result)

@@ -147,7 +147,7 @@ class SafetyLayer:
 
         # 3. joint limits
         clipped = np.clip(command, self.low, self.high)
-        for i in np.flatnonzero(clipped != command):
+        for i in np.flatnonzero(np.abs(clipped - command) > 1e-6):  # not the rounding of degrees to radians and back
             out.append(Intervention("joint_limit", LEROBOT_JOINT_NAMES[i], float(command[i]), float(clipped[i]),
                                     float(abs(command[i] - clipped[i]))))
         command = clipped
