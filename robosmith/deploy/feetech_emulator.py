@@ -205,6 +205,17 @@ class _Servos:
                     "goal_rad": self._joint_of_present(self.setup.ids.index(target), self._get(target, GOAL_POSITION)),
                 })
 
+    def place(self, joints: list[float]) -> None:
+        """Put the arm at rest at these joint positions (rad), the goals where it is (the operator's hands)."""
+        qpos, qvel = self.env.physical_state()
+        qpos[0, :6], qvel[:] = joints, 0.0
+        self.env.set_state(qpos, qvel)
+        self.targets = np.asarray(joints, float)
+        self._refresh()
+        for sid in self.setup.ids:
+            self._put(sid, GOAL_POSITION, self._get(sid, PRESENT_POSITION))
+        self.last_advance = time.monotonic()
+
     def snapshot(self) -> dict:
         self.advance()
         return {sid: {"torque": self._get(sid, TORQUE_ENABLE), "goal": self._get(sid, GOAL_POSITION),
@@ -259,6 +270,9 @@ def _serve(conn, setup: ServoSetup, task: str, seed: int, temperature: float) ->
                 conn.send(servos.snapshot())
             elif cmd == "log":
                 conn.send(servos.log)
+            elif cmd == "place":
+                servos.place(arg)
+                conn.send(True)
             elif cmd == "temperature":
                 for sid in servos.setup.ids:
                     servos._put(sid, PRESENT_TEMPERATURE, int(arg))
@@ -294,6 +308,10 @@ class EmulatedArm:
     def bus_log(self) -> list[dict]:
         """Every write of a goal position or torque enable that reached the servos, in order."""
         return self._ask("log")
+
+    def place(self, joints) -> None:
+        """Put the arm at rest at these joint positions (rad): what an operator does between tests."""
+        self._ask("place", [float(v) for v in joints])
 
     def set_temperature(self, celsius: float) -> None:
         self._ask("temperature", celsius)
