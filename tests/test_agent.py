@@ -2,6 +2,7 @@
 proposer, task choice from sentences, and resuming a run killed with SIGKILL."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -92,6 +93,40 @@ def test_offline_parser_maps_sentences_to_tasks(sentence, task, params):
     assert choice.spec.params == pytest.approx(params)
     if task == "so101_lift":
         assert "0.1125" in choice.spec.success.replace(" ", "") or "0.0125+0.1" in choice.spec.success.replace(" ", "")
+
+
+@pytest.mark.parametrize("sentence, task, params", [
+    ("lift the cube by ten centimetres", "so101_lift", {"lift_height": 0.10}),
+    ("raise the red block by twelve centimetres", "so101_lift", {"lift_height": 0.12}),
+    ("lift the cube by twenty-five millimetres", "so101_lift", {"lift_height": 0.025}),
+    ("grab the cube and raise it 3 inches", "so101_lift", {"lift_height": 0.0762}),
+    ("hold the cube up off the table by 8cm", "so101_lift", {"lift_height": 0.08}),
+    ("please pick it up", "so101_lift", {"lift_height": 0.05}),
+    ("I'm asking you to grasp the block and hold it up", "so101_lift", {"lift_height": 0.05}),
+    ("bring the end of the gripper to a spot floating over the table", "so101_reach", {"tolerance": 0.02}),
+    ("hover the gripper over the red dot", "so101_reach", {"tolerance": 0.02}),
+    ("move the gripper to within 5 mm of the target", "so101_reach", {"tolerance": 0.005}),
+    ("put the tip of the gripper on the marked location to within one centimetre", "so101_reach",
+     {"tolerance": 0.01}),
+    ("carry the cube over to the marked area", "so101_pick_place", {"zone_radius": 0.03}),
+    ("take the block to the goal", "so101_pick_place", {"zone_radius": 0.03}),
+    ("place the block in a zone of 4 cm radius", "so101_pick_place", {"zone_radius": 0.04}),
+    ("drop the cube onto the target", "so101_pick_place", {"zone_radius": 0.03}),
+])
+def test_offline_parser_reads_paraphrases_and_number_words(sentence, task, params):
+    choice = parse_offline(sentence)
+    assert (choice.spec.name, choice.spec.params) == (task, pytest.approx(params))
+
+
+@pytest.mark.parametrize("sentence, said", [
+    ("lift the cube a few centimetres", "'a few centimetres' names a length the offline parser cannot read"),
+    ("bring the gripper to a spot 15 cm above the table", "'spot 15 cm' is not a length so101_reach can take"),
+    ("lift the cube within 2 cm", "'within 2 cm' is not a length so101_lift can take"),
+    ("lift the cube 5 cm, no, 10 cm", "two lengths for lift_height"),
+])
+def test_offline_parser_never_drops_a_value_it_cannot_use(sentence, said):
+    with pytest.raises(NoMatchingTask, match=re.escape(said)):
+        parse_offline(sentence)
 
 
 def test_sentence_matching_no_task_exits_nonzero_and_lists_tasks(tmp_path):
