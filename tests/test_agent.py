@@ -2,8 +2,8 @@
 proposer, task choice from sentences, and resuming a run killed with SIGKILL."""
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
