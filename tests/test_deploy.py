@@ -286,6 +286,11 @@ def test_deploy_sim_agrees_with_eval_and_lerobot_replays_it(tmp_path, reach_run)
     assert deployed["sim"] and deployed["n"] == 10 and deployed["sim_success_rate"] is not None
     data = load_dataset(out / "dataset")
     assert data.robot_type == "robosmith_so101_sim" and len(data.episodes) == 10
+    # The recording is consistent: replayed open-loop on the simulated arm (robosmith gap), the actions as sent
+    # reproduce the states as read.
+    gap = CliRunner().invoke(app, ["gap", str(out / "dataset"), "--out", str(tmp_path / "gap"), "--episodes", "0,1"])
+    assert gap.exit_code == 0, gap.output
+    assert json.loads((tmp_path / "gap" / "gap.json").read_text())["rmse_deg_arm_mean"] < 0.05
     # LeRobot's own replay command drives our simulated arm (the plugin robot) from the recorded actions.
     replay = subprocess.run(
         [str(Path(sys.executable).parent / "lerobot-replay"), "--robot.type=robosmith_so101_sim",
