@@ -907,7 +907,7 @@ def deploy(
     lo, hi = result["ci95"] or (0.0, 0.0)
     rate = result["success_rate"]
     typer.echo(f"{result['n']} episodes: success {rate if rate is None else f'{rate:.0%}'} (95% CI {lo:.0%}-{hi:.0%})"
-               f"; in simulation {result['sim_success_rate']}; {record}/deploy.json")
+               f"; in simulation {result['sim_success_rate']}; {record}/deploy.json, {record}/deploy.html")
     if result["error"]:
         _fail(result["error"])
 

@@ -81,7 +81,7 @@ def _diff(old: str | None, new: str) -> str:
     return '<pre class="code">' + ("\n".join(out) or "(identical to the best so far)") + "</pre>"
 
 
-def _video(path: Path) -> str:
+def video_html(path: Path) -> str:
     if not path.is_file():
         return ""
     data = base64.b64encode(path.read_bytes()).decode()
@@ -131,7 +131,7 @@ def write_report(run_dir: Path) -> Path:
         if reference and reference.get("success_rate") is not None:
             ref = f" (the task's reference reward, trained the same way: {reference['success_rate']:.0%})"
         body.append(f"<h2>Best: candidate {best['id']}, evaluation success {best['success_rate']:.0%}{ref}</h2>")
-        body.append(f'<div class="plots">{_video(CandidateFolder(folder).video)}{"".join(_curves(folder))}</div>')
+        body.append(f'<div class="plots">{video_html(CandidateFolder(folder).video)}{"".join(_curves(folder))}</div>')
 
     best_code: str | None = None
     rows, sections = [], []

@@ -284,6 +284,9 @@ def test_deploy_sim_agrees_with_eval_and_lerobot_replays_it(tmp_path, reach_run)
     # Same initial states: the first recorded frame of every episode is eval's, to float32 precision.
     deployed = json.loads((out / "deploy.json").read_text())
     assert deployed["sim"] and deployed["n"] == 10 and deployed["sim_success_rate"] is not None
+    page = (out / "deploy.html").read_text()
+    assert "this deployment" in page and f"{deployed['success_rate']:.0%}" in page
+    assert f"{deployed['sim_success_rate']:.0%}" in page and "object_pos" not in page  # reach reads no cube
     data = load_dataset(out / "dataset")
     assert data.robot_type == "robosmith_so101_sim" and len(data.episodes) == 10
     # The recording is consistent: replayed open-loop on the simulated arm (robosmith gap), the actions as sent

@@ -27,6 +27,7 @@ import torch
 from robosmith.contract.io import write_json
 from robosmith.contract.metrics import wilson_interval
 from robosmith.contract.state import SimState
+from robosmith.deploy.report import write_deploy_report
 from robosmith.deploy.safety import Intervention, SafetyLayer, SafetyStop
 from robosmith.errors import RobosmithError
 from robosmith.robot.kinematics import ToolKinematics
@@ -306,7 +307,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
            judge: Callable[[int], bool] | None = None, prompt: Callable[[str], str] = input,
            progress: bool = True, policy_path: Path | None = None) -> dict:
     """Run `settings.episodes` episodes of `policy` on `robot` (a LeRobot Robot, connected here) and record them
-    as a LeRobot dataset in `out_dir`; writes deploy.json and safety.jsonl there and returns deploy.json.
+    as a LeRobot dataset in `out_dir`; writes deploy.json, safety.jsonl and deploy.html there; returns deploy.json.
 
     `judge(episode)` says whether an episode succeeded (default: the task's success check with --sim, else the
     operator's key); `prompt` asks the operator between episodes (and for the rehearsal's confirmation).
@@ -417,6 +418,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
             result["sim_success_rate"] = _sim_success_rate(policy_path)
             _summarise(result)
             write_json(out_dir / DEPLOY_FILE, result)
+            write_deploy_report(out_dir)
     return result
 
 
