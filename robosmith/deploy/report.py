@@ -49,7 +49,8 @@ def write_deploy_report(out_dir: Path) -> Path:
         "<h2>Episodes</h2><table><tr><th>episode</th><th>outcome</th><th>steps</th><th>safety interventions</th>"
         f"<th>stopped by</th></tr>{rows}</table>",
         "<h2>Safety interventions by rule</h2>"
-        + (f"<table><tr><th>rule</th><th>interventions (joint-steps)</th></tr>{rule_rows}</table>" if rules else "<p>none</p>"),
+        + (f"<table><tr><th>rule</th><th>interventions (joint-steps)</th></tr>{rule_rows}</table>"
+           if rules else "<p>none</p>"),
     ]
     if rehearsal:
         body.append(f"<h2>Rehearsal in simulation</h2><p>{rehearsal['steps']} steps, interventions "
