@@ -359,7 +359,9 @@ class RewardLoop:
             return {"best": state.get("best_before"), "human_feedback": decision.get("comment", ""),
                     "route": "advance"}
         if action == "edit":
-            k = len(list(self.files.iteration_dir(it).glob("cand_*")))
+            # Numbered from the checkpointed state, not the folders: a kill after the write reruns this node,
+            # which then writes the same folder again instead of leaving an orphan beside a new one.
+            k = sum(1 for r in state["history"] if r["iteration"] == it)
             rel = AgentRun.candidate_dir(it, k)
             edited_folder = self.files.candidate(it, k)
             edited_folder.path.mkdir(parents=True, exist_ok=True)

@@ -360,7 +360,7 @@ class RandomizationPhase:
             return {"dr_best": state.get("dr_best_before"), "dr_feedback": decision.get("comment", ""),
                     "route": "dr_advance"}
         if action == "edit":
-            k = len(list((self.loop.run_dir / f"dr_{it:02d}").glob("cand_*")))
+            k = sum(1 for r in state["dr_history"] if r["iteration"] == it)  # from the state: a rerun, same folder
             rel = AgentRun.randomization_dir(it, k)
             folder = CandidateFolder(self.loop.run_dir / rel)
             folder.path.mkdir(parents=True, exist_ok=True)
