@@ -870,6 +870,8 @@ def deploy(
     rehearse: Annotated[bool, typer.Option(help="rehearse in simulation from the arm's pose first")] = True,
     yes: Annotated[bool, typer.Option(help="confirm the rehearsal without asking")] = False,
     seed: Annotated[int, typer.Option(help="with --sim, the initial states of `robosmith eval --seed`")] = 12345,
+    safety: Annotated[Path | None, typer.Option(help="YAML of safety limits replacing the task's (e.g. a smaller "
+                                                "max_step for a first run)")] = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Run a policy on the SO-101 (or `--sim`) through LeRobot, behind the safety layer; record every episode."""
@@ -880,8 +882,12 @@ def deploy(
     from robosmith.task import load_task
     from robosmith.train.policy import load_policy
 
-    folder = _policy_folder(policy)
     spec = load_task(task)
+    if safety is not None:
+        from robosmith.task.load import load_safety_file
+
+        spec = dataclasses.replace(spec, safety=load_safety_file(safety, spec.safety))
+    folder = _policy_folder(policy)
     loaded = load_policy(folder, spec)
     if episodes < 1:
         _fail(f"--episodes {episodes}: at least 1")

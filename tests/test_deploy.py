@@ -301,3 +301,19 @@ def test_deploy_sim_agrees_with_eval_and_lerobot_replays_it(tmp_path, reach_run)
          "--dataset.repo_id=robosmith/deploy", f"--dataset.root={out / 'dataset'}", "--dataset.episode=0"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert replay.returncode == 0, replay.stderr[-2000:]
+
+
+def test_safety_file_replaces_the_task_limits_and_names_bad_fields(tmp_path):
+    from robosmith.task.load import load_safety_file
+    from robosmith.task.spec import SafetyLimits
+
+    good = tmp_path / "first_run.yaml"
+    good.write_text("max_step: 5\nworkspace_low: [0.0, -0.3, 0.02]\n")
+    limits = load_safety_file(good, SafetyLimits())
+    assert limits.max_step == 5.0 and limits.workspace_low == (0.0, -0.3, 0.02)
+    assert limits.max_velocity == SafetyLimits().max_velocity
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_stepp: 5\n")
+    result = CliRunner().invoke(app, ["deploy", "x", "so101_reach", "--sim", "--record", str(tmp_path / "d"),
+                                      "--safety", str(bad)])
+    assert result.exit_code == 2 and "bad.yaml: safety.max_stepp: unknown key" in result.output

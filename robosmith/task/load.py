@@ -324,3 +324,14 @@ def load_randomization_file(path: Path) -> tuple[DRParam, ...]:
     if isinstance(raw, dict) and "domain_randomization" in raw:
         return dr_ranges(raw["domain_randomization"], f"{path}: domain_randomization")
     return dr_ranges(raw, str(path))
+
+
+def load_safety_file(path: Path, base: SafetyLimits) -> SafetyLimits:
+    """A safety file (`deploy --safety`): YAML mapping some of a task's `safety:` fields; the rest stay `base`'s."""
+    raw = read_yaml(path, "safety file")
+    if isinstance(raw, dict) and isinstance(raw.get("safety"), dict):
+        raw = raw["safety"]
+    merged = {**dataclasses.asdict(base), **(raw if isinstance(raw, dict) else {})}
+    if not isinstance(raw, dict):
+        raise TaskError(f"{path}: a safety file maps safety fields to values")
+    return _Parser(str(path)).dataclass_from(SafetyLimits, merged, "safety")
