@@ -943,6 +943,28 @@ def _follower(port: str, robot_id: str, cameras: str | None, calibration_dir: Pa
     return robot, load_calibration(robot.calibration_fpath)
 
 
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[Path, typer.Argument(help="eval.json or deploy.json (or the folder holding it): the baseline")],
+    b: Annotated[Path, typer.Argument(help="the same for the policy compared with it")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """The gain of B over A (success rates and the difference, with 95% intervals), in simulation or on the arm."""
+    from robosmith.compare import compare
+
+    result = compare(a, b)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    for key in ("a", "b"):
+        r = result[key]
+        typer.echo(f"{key.upper()}: {r['success_rate']:.1%} ({r['successes']}/{r['episodes']}, 95% CI "
+                   f"{r['ci95'][0]:.1%}-{r['ci95'][1]:.1%}) in {r['where']}: {r['path']}")
+    low, high = result["gain_ci95"]
+    typer.echo(f"gain B - A on {result['task']}: {result['gain']:+.1%} (95% CI {low:+.1%} to {high:+.1%})"
+               + ("" if result["significant"] else "; the interval includes 0"))
+
+
 @app.command()
 def bench(
     task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",

@@ -209,3 +209,15 @@ def test_robot_params_files_share_the_registry_schema(tmp_path):
             load_params_file(bad)
     with pytest.raises(ParamError, match="no such robot-params file"):
         load_params_file(tmp_path / "missing.yaml")
+
+
+def test_difference_interval_is_newcombes_hybrid_score_interval():
+    from robosmith.contract.metrics import difference_interval
+
+    # Newcombe (1998), Statistics in Medicine 17:873, example (b): 56/70 against 48/80, method 10: 0.0524 to 0.3339.
+    gain, low, high = difference_interval(48, 80, 56, 70)
+    assert gain == pytest.approx(0.2) and (low, high) == (pytest.approx(0.0524, abs=1e-4), pytest.approx(0.3339,
+                                                                                                        abs=1e-4))
+    # Near the bounds it stays inside [-1, 1] and includes the extreme difference it saw.
+    gain, low, high = difference_interval(0, 10, 10, 10)
+    assert gain == 1.0 and 0.5 < low < 1.0 and high == 1.0

@@ -317,3 +317,22 @@ def test_safety_file_replaces_the_task_limits_and_names_bad_fields(tmp_path):
     result = CliRunner().invoke(app, ["deploy", "x", "so101_reach", "--sim", "--record", str(tmp_path / "d"),
                                       "--safety", str(bad)])
     assert result.exit_code == 2 and "bad.yaml: safety.max_stepp: unknown key" in result.output
+
+
+def test_compare_gives_the_gain_with_an_interval_for_simulation_and_the_arm(tmp_path):
+    (tmp_path / "bc").mkdir()
+    (tmp_path / "bc" / "eval.json").write_text(json.dumps({"task": "so101_lift", "episodes": 200, "successes": 160,
+                                                            "success_rate": 0.8}))
+    deployed = {"task": "so101_lift", "sim": False, "episodes": [{"episode": i, "success": i < 19} for i in range(20)]}
+    (tmp_path / "deploy.json").write_text(json.dumps(deployed))
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "bc"), str(tmp_path / "deploy.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["a"]["where"] == "simulation" and figures["b"]["where"] == "real arm"
+    assert figures["gain"] == pytest.approx(0.95 - 0.8)
+    low, high = figures["gain_ci95"]
+    assert low < 0.15 < high and low > -0.1  # twenty episodes on the arm: a wide interval
+    other = tmp_path / "reach.json"
+    other.write_text(json.dumps({"task": "so101_reach", "episodes": 10, "successes": 9}))
+    mismatch = CliRunner().invoke(app, ["compare", str(tmp_path / "bc"), str(other)])
+    assert mismatch.exit_code == 2 and "not the same task" in mismatch.output
