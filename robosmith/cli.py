@@ -867,6 +867,9 @@ def deploy(
     sim: Annotated[bool, typer.Option(help="our simulated SO-101 behind LeRobot's interface instead of the arm")]
     = False,
     robot_params: Annotated[Path | None, typer.Option(help="with --sim: the simulated arm's parameters")] = None,
+    sim_cameras: Annotated[str | None, typer.Option(help="with --sim: cameras to render and record besides the "
+                                                    "policy's own, e.g. front,wrist")] = None,
+    camera_size: Annotated[str, typer.Option(help="with --sim: camera image size WIDTHxHEIGHT")] = "640x480",
     rehearse: Annotated[bool, typer.Option(help="rehearse in simulation from the arm's pose first")] = True,
     yes: Annotated[bool, typer.Option(help="confirm the rehearsal without asking")] = False,
     seed: Annotated[int, typer.Option(help="with --sim, the initial states of `robosmith eval --seed`")] = 12345,
@@ -895,11 +898,12 @@ def deploy(
     if sim:
         from robosmith.deploy.sim_robot import SimSO101, SimSO101Config
 
+        cameras = list(dict.fromkeys([*loaded.spec.cameras, *(c.strip() for c in (sim_cameras or "").split(",")
+                                                              if c.strip())]))
+        height, width = next(iter(loaded.spec.cameras.values())) if loaded.spec.cameras else _image_size(camera_size)
         robot = SimSO101(SimSO101Config(
-            task=task, seed=seed, robot_params=str(robot_params) if robot_params else None,
-            sim_cameras=list(loaded.spec.cameras), id="sim", calibration_dir=Path(tempfile.mkdtemp()),
-            **({"image_height": next(iter(loaded.spec.cameras.values()))[0],
-                "image_width": next(iter(loaded.spec.cameras.values()))[1]} if loaded.spec.cameras else {})))
+            task=task, seed=seed, robot_params=str(robot_params) if robot_params else None, sim_cameras=cameras,
+            image_height=height, image_width=width, id="sim", calibration_dir=Path(tempfile.mkdtemp())))
     else:
         if robot_port is None:
             _fail("--robot.port: required on the arm (or run with --sim)")

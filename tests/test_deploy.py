@@ -276,7 +276,8 @@ def test_deploy_sim_agrees_with_eval_and_lerobot_replays_it(tmp_path, reach_run)
 
     out = tmp_path / "deploy"
     result = CliRunner().invoke(app, ["deploy", str(reach_run), "so101_reach", "--sim", "--episodes", "10",
-                                      "--record", str(out), "--no-progress"])
+                                      "--record", str(out), "--no-progress", "--sim-cameras", "front",
+                                      "--camera-size", "128x96"])
     assert result.exit_code == 0, result.output
     task = load_task("so101_reach")
     figures = agreement(out, load_policy(reach_run, task), task)
@@ -289,6 +290,10 @@ def test_deploy_sim_agrees_with_eval_and_lerobot_replays_it(tmp_path, reach_run)
     assert f"{deployed['sim_success_rate']:.0%}" in page and "object_pos" not in page  # reach reads no cube
     data = load_dataset(out / "dataset")
     assert data.robot_type == "robosmith_so101_sim" and len(data.episodes) == 10
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    frame = LeRobotDataset("robosmith/deploy", root=out / "dataset")[5]  # decodes the front camera's video
+    assert tuple(frame["observation.images.front"].shape) == (3, 96, 128)
     # The recording is consistent: replayed open-loop on the simulated arm (robosmith gap), the actions as sent
     # reproduce the states as read.
     gap = CliRunner().invoke(app, ["gap", str(out / "dataset"), "--out", str(tmp_path / "gap"), "--episodes", "0,1"])

@@ -334,6 +334,8 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
         "units": "range" if range_mode else "degrees", "episodes": [], "success_rate": None, "ci95": None,
         "sim_success_rate": None, "rehearsal": None, "interrupted": False, "error": None,
     }
+    if not robot.is_connected:
+        robot.connect()  # before anything is written: a robot that cannot start leaves no folder behind
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / DEPLOY_FILE, result)
     if settings.rehearse and not settings.sim:
@@ -344,8 +346,6 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
             write_json(out_dir / DEPLOY_FILE, result)
             return result
 
-    if not robot.is_connected:
-        robot.connect()
     arm = Arm(robot, calibration, range_mode)
     layer = SafetyLayer.for_arm(task.safety, task.control_hz, calibration)
     builder = StateBuilder(task, policy.spec.state_fields, robot if settings.sim else None)

@@ -20,9 +20,14 @@ from lerobot.robots.robot import Robot
 
 from robosmith.contract.observations import sensed_state
 from robosmith.contract.state import SimState
+from robosmith.errors import RobosmithError
 from robosmith.robot.units import LEROBOT_JOINT_NAMES, from_lerobot, to_lerobot
 
 ROBOT_TYPE = "robosmith_so101_sim"
+
+
+class SimRobotError(RobosmithError, ValueError):
+    """A simulated arm that cannot be set up as asked (one line)."""
 
 
 @RobotConfig.register_subclass(ROBOT_TYPE)
@@ -78,6 +83,11 @@ class SimSO101(Robot):
 
             self._renderer = SceneRenderer(task.scene, width=self.config.image_width,
                                            height=self.config.image_height)
+            known = [self._renderer.model.camera(i).name for i in range(self._renderer.model.ncam)]
+            unknown = [c for c in self.config.sim_cameras if c not in known]
+            if unknown:
+                self.disconnect()
+                raise SimRobotError(f"cameras {', '.join(unknown)}: the {task.name} scene has {', '.join(known)}")
 
     @property
     def is_calibrated(self) -> bool:
