@@ -344,6 +344,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
         if not settings.yes and prompt("run this policy on the arm? [y/N] ").strip().lower() not in ("y", "yes"):
             result["error"] = "not confirmed after the rehearsal"
             write_json(out_dir / DEPLOY_FILE, result)
+            robot.disconnect()  # the arm never moved; torque off as LeRobot leaves it
             return result
 
     arm = Arm(robot, calibration, range_mode)
