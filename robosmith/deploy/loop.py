@@ -116,7 +116,10 @@ class Arm:
         if bus is None:
             return None
         ticks = bus.sync_read("Present_Velocity", normalize=False, num_retry=BUS_RETRIES)
-        return np.array([ticks[name] for name in bus.motors]) * (2 * np.pi / 4096)
+        # Raw registers skip LeRobot's normalization, so an inverted motor (drive_mode 1) is turned here.
+        sign = np.array([-1.0 if self.calibration and self.calibration[name].drive_mode else 1.0
+                         for name in bus.motors])
+        return sign * np.array([ticks[name] for name in bus.motors]) * (2 * np.pi / 4096)
 
     def health(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(temperature °C, load % of rated torque) per servo, when the robot has a bus to ask."""
