@@ -166,15 +166,15 @@ def test_nan_stops_the_episode_and_the_arm_holds(emulated):
 def test_hot_servo_stops_the_episode(emulated):
     arm, robot, calibration = emulated
     task = load_task("so101_reach")
-    short = dataclasses.replace(task, episode_length=5)
+    short = dataclasses.replace(task, episode_length=12)  # temperature is read every 5th step, twice to stop
     arm.set_temperature(70)
     try:
-        _, _, stopped = run_episode(Arm(robot, calibration, False), ScriptedPolicy(short), short,
+        steps, _, stopped = run_episode(Arm(robot, calibration, False), ScriptedPolicy(short), short,
                                     SafetyLayer.for_arm(task.safety, task.control_hz, calibration),
                                     StateBuilder(short, ("joint_pos", "goal_pos")), None, np.zeros(3), realtime=False)
     finally:
         arm.set_temperature(35)
-    assert stopped == "temperature"
+    assert (steps, stopped) == (5, "temperature")
 
 
 def test_safety_layer_pulls_commands_below_the_table_back():

@@ -91,6 +91,7 @@ class SafetyLayer:
         self._stall_steps = 0
         self._gripper_seen = 0.0
         self._load_steps = 0
+        self._hot_reads = 0
 
     @classmethod
     def for_arm(cls, limits: SafetyLimits, control_hz: float,
@@ -110,6 +111,7 @@ class SafetyLayer:
         self.previous = np.clip(np.asarray(present, float), self.low, self.high)
         self.velocity = np.zeros(6)
         self._stall_steps, self._gripper_seen, self._load_steps = 0, float(present[GRIPPER]), 0
+        self._hot_reads = 0
 
     def inside(self, command: np.ndarray) -> bool:
         p = self.tool_position(command)
@@ -196,7 +198,10 @@ class SafetyLayer:
     def check_health(self, temperature: np.ndarray | None, load: np.ndarray | None) -> None:
         """Servo temperature (°C) and load (% of rated torque, signed) read from the bus; stop when over."""
         lim = self.limits
-        if temperature is not None and float(np.max(temperature)) > lim.max_temperature:
+        # Two reads in a row: a servo that is hot stays hot, a corrupted status packet does not.
+        hot = temperature is not None and float(np.max(temperature)) > lim.max_temperature
+        self._hot_reads = self._hot_reads + 1 if hot else 0
+        if self._hot_reads >= 2:
             i = int(np.argmax(temperature))
             raise SafetyStop("temperature", f"{LEROBOT_JOINT_NAMES[i]} at {float(temperature[i]):.0f} °C "
                                             f"(limit {lim.max_temperature:g})")

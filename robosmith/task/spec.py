@@ -111,7 +111,7 @@ class SafetyLimits:
     workspace_high: tuple[float, float, float] = (0.50, 0.40, 0.45)
     gripper_stall_steps: int = 10  # a closing that makes no progress this long is a stall (grasping)
     gripper_stall_squeeze: float = 8.0  # then the target is held this far inside the stalled position at most
-    max_temperature: float = 60.0  # °C, read from the bus; over it the episode stops
+    max_temperature: float = 60.0  # °C, read from the bus; over it on two reads in a row the episode stops
     max_load: float = 95.0  # % of the servo's rated torque, read from the bus; sustained over it: stop
     max_load_steps: int = 12  # reads over max_load in a row (every 5th step) before stopping: a stall of 2 s
     stale_observation: float = 0.25  # s without a fresh reading: stop
