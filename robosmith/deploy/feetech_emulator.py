@@ -19,6 +19,7 @@ what a safety layer let through.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import os
@@ -247,10 +248,8 @@ def _split_packets(buf: bytearray) -> list[tuple[int, int, bytes]]:
 def _serve(conn, setup: ServoSetup, task: str, seed: int, temperature: float) -> None:
     # Real servos answer within microseconds and the bus gives up after 50 ms: on a busy machine the emulator
     # takes the scheduler's priority back from a niced parent where it is allowed to.
-    try:
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, 0)
-    except OSError:
-        pass
     master, slave = os.openpty()
     tty.setraw(slave)  # bytes pass untouched (no echo, no line editing); the slave stays open with us
     servos = _Servos(setup, task, seed, temperature)
