@@ -45,12 +45,12 @@ demo: sysdeps $(STAMP)
 	$(BIN)/robosmith run "reach the target point with the gripper" --candidates 2 --iterations 2 --train-minutes 7
 
 test: sysdeps $(STAMP) $(MJLAB_STAMP)
-	$(BIN)/ruff check robosmith tests scripts
+	$(BIN)/ruff check robosmith tests scripts plugins
 	$(BIN)/python -m pytest
 
 # The inner loop: everything but the tests marked slow (training, LeRobot, engines, the wheel); under 3 minutes.
 test-fast: sysdeps $(STAMP)
-	$(BIN)/ruff check robosmith tests scripts
+	$(BIN)/ruff check robosmith tests scripts plugins
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: sysdeps $(STAMP)
