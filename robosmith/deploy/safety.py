@@ -24,9 +24,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 from robosmith.errors import RobosmithError
+from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.so101 import JOINT_NAMES
+from robosmith.robot.so101 import joint_limits as model_joint_limits
 from robosmith.robot.units import LEROBOT_JOINT_NAMES, TICKS_PER_TURN, MotorCalibration, from_lerobot, to_lerobot
 from robosmith.task.spec import SafetyLimits
 
@@ -56,10 +59,7 @@ class Intervention:
 def joint_limits(calibration: dict[str, MotorCalibration] | None, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) in LeRobot units: the model's joint range, within the calibrated range when a calibration
     is given, the arm joints `margin` degrees clear of both ends."""
-    import torch
-
-    low, high = (to_lerobot(torch.tensor(v, dtype=torch.float64)).numpy()
-                 for v in _model_limits())
+    low, high = (to_lerobot(torch.tensor(v, dtype=torch.float64)).numpy() for v in model_joint_limits())
     if calibration:
         for i, name in enumerate(JOINT_NAMES[:GRIPPER]):
             c = calibration[name]
@@ -69,12 +69,6 @@ def joint_limits(calibration: dict[str, MotorCalibration] | None, margin: float)
     high[:GRIPPER] -= margin
     low[GRIPPER], high[GRIPPER] = max(low[GRIPPER], 0.0), min(high[GRIPPER], 100.0)
     return low, high
-
-
-def _model_limits() -> tuple[tuple[float, ...], tuple[float, ...]]:
-    from robosmith.robot.so101 import joint_limits as model_joint_limits
-
-    return model_joint_limits()
 
 
 class SafetyLayer:
@@ -96,10 +90,6 @@ class SafetyLayer:
     @classmethod
     def for_arm(cls, limits: SafetyLimits, control_hz: float,
                 calibration: dict[str, MotorCalibration] | None = None) -> SafetyLayer:
-        import torch
-
-        from robosmith.robot.kinematics import ToolKinematics
-
         fk = ToolKinematics()
         low, high = joint_limits(calibration, limits.joint_margin)
         return cls(limits, control_hz, low, high,
