@@ -160,6 +160,7 @@ def test_sensor_and_action_noise_follow_their_per_environment_std():
     env.close()
 
 
+@pytest.mark.slow  # it trains (27 s): the fast lane keeps under its 3 minutes
 def test_train_samples_the_task_randomization_and_records_it(tmp_path):
     run = tmp_path / "run"
     args = ["train", "so101_reach", "--iterations", "2", "--num-envs", "8", "--eval-episodes", "2", "--no-progress"]
