@@ -127,7 +127,7 @@ def test_no_command_on_the_bus_leaves_the_limits(emulated, sequence, oscillate):
     arm.place(task.reset.home)  # every example starts at rest in the task's start pose
     before = len(arm.bus_log())
     _, _, stopped = run_episode(Arm(robot, calibration, False), policy, short, layer,
-                                StateBuilder(short, policy.spec.state_fields), None, np.array([0.25, 0.0, 0.1]),
+                                StateBuilder(short), None, np.array([0.25, 0.0, 0.1]),
                                 realtime=False)
     sent = bus_degrees(arm.bus_log()[before:], arm.setup, calibration)
     # A safety stop ends with a hold: the goal becomes where the arm is (a stop, not a step of the policy), so the
@@ -157,7 +157,7 @@ def test_nan_stops_the_episode_and_the_arm_holds(emulated):
     layer = SafetyLayer.for_arm(task.safety, task.control_hz, calibration)
     before = len(arm.bus_log())
     steps, counts, stopped = run_episode(Arm(robot, calibration, False), policy, short, layer,
-                                         StateBuilder(short, policy.spec.state_fields), None,
+                                         StateBuilder(short), None,
                                          np.array([0.25, 0.0, 0.1]), realtime=False)
     assert (steps, stopped) == (1, "non_finite")
     assert len(arm.bus_log()) - before == 12  # one command, then the hold: six goals each, nothing after
@@ -171,7 +171,7 @@ def test_hot_servo_stops_the_episode(emulated):
     try:
         steps, _, stopped = run_episode(Arm(robot, calibration, False), ScriptedPolicy(short), short,
                                     SafetyLayer.for_arm(task.safety, task.control_hz, calibration),
-                                    StateBuilder(short, ("joint_pos", "goal_pos")), None, np.zeros(3), realtime=False)
+                                    StateBuilder(short), None, np.zeros(3), realtime=False)
     finally:
         arm.set_temperature(35)
     assert (steps, stopped) == (5, "temperature")

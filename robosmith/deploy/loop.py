@@ -32,12 +32,12 @@ from robosmith.deploy.safety import Intervention, SafetyLayer, SafetyStop
 from robosmith.errors import RobosmithError
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.units import LEROBOT_JOINT_NAMES, MotorCalibration, from_lerobot, to_lerobot
+from robosmith.sim2real.dataset import UNITS_FILE  # where robosmith gap reads a dataset's units
 from robosmith.task.spec import TaskSpec
 from robosmith.train.policy import Observation, Policy, PolicyError
 
 DEPLOY_FILE = "deploy.json"
 SAFETY_LOG = "safety.jsonl"
-UNITS_FILE = "robosmith_collect.json"  # robosmith gap reads the joints' units here
 # What no sensor of the arm measures: only a simulator (or, later, the perception estimator) provides them.
 SIM_ONLY_FIELDS = ("object_pos", "object_quat", "object_linvel", "finger_contact", "finger_force")
 STATE_KEY, ACTION_KEY = "observation.state", "action"
@@ -145,8 +145,8 @@ class Arm:
 class StateBuilder:
     """A SimState of the one arm from its readings: what a policy of the contract reads on hardware."""
 
-    def __init__(self, task: TaskSpec, fields: tuple[str, ...], sim_robot=None) -> None:
-        self.task, self.fields, self.sim_robot = task, fields, sim_robot
+    def __init__(self, task: TaskSpec, sim_robot=None) -> None:
+        self.task, self.sim_robot = task, sim_robot
         self.fk = ToolKinematics()
         self.previous_q: np.ndarray | None = None
 
@@ -352,7 +352,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
 
     arm = Arm(robot, calibration, range_mode)
     layer = SafetyLayer.for_arm(task.safety, task.control_hz, calibration)
-    builder = StateBuilder(task, policy.spec.state_fields, robot if settings.sim else None)
+    builder = StateBuilder(task, robot if settings.sim else None)
     dataset = LeRobotDataset.create(repo_id=f"robosmith/{out_dir.name}", fps=int(round(task.control_hz)),
                                     features=dataset_features(arm), root=out_dir / "dataset",
                                     robot_type=robot.name, use_videos=True)
@@ -446,12 +446,15 @@ def _summarise(result: dict) -> None:
 
 def _sim_success_rate(policy_path: Path | None) -> float | None:
     """The policy's success in simulation, from its own eval.json (`robosmith eval` / `bc eval`)."""
+    from robosmith.compare import CompareError, read_outcome
+
     if policy_path is None:
         return None
-    for path in (Path(policy_path) / "eval.json", Path(policy_path) / "eval" / "eval.json"):
-        if path.is_file():
-            return json.loads(path.read_text()).get("success_rate")
-    return None
+    try:
+        outcome = read_outcome(policy_path)
+    except CompareError:
+        return None
+    return outcome.successes / outcome.episodes if outcome.where == "simulation" and outcome.episodes else None
 
 
 # -------------------------------------------------------------------------------------------- rehearsal
@@ -472,7 +475,7 @@ def rehearse(policy: Policy, task: TaskSpec, robot, calibration, range_mode: boo
     sim.start_episode(qpos[0], qvel[0], None if goals is None else goals[0])
     arm = Arm(sim, None, False)
     layer = SafetyLayer.for_arm(task.safety, task.control_hz, calibration)
-    builder = StateBuilder(task, policy.spec.state_fields, sim)
+    builder = StateBuilder(task, sim)
     renderer = SceneRenderer(task.scene)
     goal = None if goals is None else goals[0]
     frames = [renderer.render(sim.qpos(), goal)]
