@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # mjlab pins its own MuJoCo and rsl-rl, so it lives in a venv of its own; candidates train there as subprocesses.
 MJLAB_VENV := .venv-mjlab
 MJLAB_STAMP := $(MJLAB_VENV)/.installed
-MJLAB_PIN := mjlab==1.6.0 torch==2.10.0
+MJLAB_PIN := mjlab==1.6.0
 export HF_HUB_OFFLINE := 1
 export MUJOCO_GL ?= egl
 # robosmith finds mjlab's interpreter through this variable (or --mjlab-python), never through the checkout.
@@ -32,10 +32,13 @@ $(STAMP): pyproject.toml plugins/lerobot_robot_robosmith/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,bc]' -e plugins/lerobot_robot_robosmith
 	@touch $(STAMP)
 
-$(MJLAB_STAMP): Makefile
+# mjlab gets the main venv's torch: its CUDA build (6.7 GB) is linked from there, not installed twice.
+$(MJLAB_STAMP): Makefile $(STAMP)
 	@test -x $(MJLAB_VENV)/bin/python || $(shell command -v $(PY) || echo python3) -m venv $(MJLAB_VENV)
 	$(MJLAB_VENV)/bin/pip install -q --upgrade pip
-	$(MJLAB_VENV)/bin/pip install -q $(MJLAB_PIN)
+	$(BIN)/python scripts/share_torch.py $(MJLAB_VENV)
+	$(MJLAB_VENV)/bin/pip install -q $(MJLAB_PIN) \
+		"torch==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))')"
 	@touch $(MJLAB_STAMP)
 
 mjlab: $(MJLAB_STAMP)
