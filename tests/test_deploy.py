@@ -2,6 +2,7 @@
 reaches the bus, our simulated arm behind LeRobot's interface, kills that leave the arm safe and the data
 readable, and `deploy --sim` against `robosmith eval`."""
 
+import collections
 import dataclasses
 import json
 import os
@@ -24,6 +25,7 @@ from robosmith.deploy.loop import Arm, DeploySettings, StateBuilder, deploy, ref
 from robosmith.deploy.safety import SafetyLayer, joint_limits
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.units import load_calibration, to_lerobot
+from robosmith.sim.batched_env import BatchedEnv, env_config
 from robosmith.sim2real.dataset import load_dataset
 from robosmith.task import load_task
 from robosmith.train.policy import PolicyError, PolicySpec
@@ -189,6 +191,33 @@ def test_safety_layer_pulls_commands_below_the_table_back():
     command, interventions = layer.filter(down, home)
     assert any(i.limit == "workspace" for i in interventions)
     assert layer.inside(command) and not np.allclose(command, home)  # kept the part of the step that is safe
+
+
+def test_the_simulator_sends_what_the_arms_safety_layer_would():
+    """Training and evaluation step under the arm's command rules: every environment's servo targets are those
+    a SafetyLayer sends for the same policy targets and joint readings."""
+    task = load_task("so101_lift")
+    env = BatchedEnv(task.scene, env_config(task, 4, 0), task.reset, task.has_goal)
+    layers = [SafetyLayer.for_arm(task.safety, task.control_hz) for _ in range(4)]
+    gen = torch.Generator().manual_seed(0)
+    rules: collections.Counter[str] = collections.Counter()
+    try:
+        for layer, target in zip(layers, env.target, strict=True):
+            layer.reset(to_lerobot(torch.from_numpy(target)).numpy())
+        for _ in range(30):
+            action = torch.rand(4, 6, generator=gen) * 2 - 1
+            reading = to_lerobot(torch.from_numpy(env.joint_reading())).numpy()
+            wanted = to_lerobot(task.action_map().targets(action, torch.from_numpy(env.target))).numpy()
+            expected = []
+            for layer, want, read in zip(layers, wanted, reading, strict=True):
+                command, interventions = layer.filter(want, read)
+                expected.append(command)
+                rules.update(i.limit for i in interventions)
+            env.step(action)
+            np.testing.assert_allclose(to_lerobot(torch.from_numpy(env.target)).numpy(), expected, atol=1e-9)
+    finally:
+        env.close()
+    assert {"workspace", "joint_limit"} <= set(rules), rules  # random actions do meet the rules
 
 
 def test_policy_needing_the_cube_is_refused_on_hardware():

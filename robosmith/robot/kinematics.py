@@ -16,21 +16,70 @@ from robosmith.robot.so101 import JOINT_NAMES, TOOL_SITE, build_robot_spec
 
 
 class ToolKinematics:
-    """Tool-point pose of the arm alone (no scene), from joint positions in rad (the gripper's is ignored)."""
+    """Tool-point pose of the arm alone (no scene), from joint positions in rad (the gripper's is ignored).
+
+    The chain's fixed transforms and hinge axes are read from the compiled MuJoCo model once; poses are then
+    computed for many joint vectors at a time (the simulator checks every environment's command each step).
+    """
 
     def __init__(self, params: RobotParams | None = None) -> None:
-        self.model = build_robot_spec(params or RobotParams(), visual=False).compile()
-        self.data = mujoco.MjData(self.model)
-        self._qpos = [self.model.joint(name).qposadr[0] for name in JOINT_NAMES]
-        self._site = self.model.site(TOOL_SITE).id
-        self._quat = np.zeros(4)
+        m = build_robot_spec(params or RobotParams(), visual=False).compile()
+        site = m.site(TOOL_SITE).id
+        qpos_of_joint = {m.joint(name).qposadr[0]: i for i, name in enumerate(JOINT_NAMES)}
+        chain, body = [], int(m.site_bodyid[site])
+        while body > 0:
+            chain.append(body)
+            body = int(m.body_parentid[body])
+        # Per body, root first: position and rotation in the parent, then its hinge (joint index, axis, anchor).
+        self._links: list[tuple[np.ndarray, np.ndarray, int | None, np.ndarray, np.ndarray]] = []
+        for body in reversed(chain):
+            joint, axis, anchor = None, np.zeros(3), np.zeros(3)
+            if m.body_jntnum[body]:
+                j = int(m.body_jntadr[body])
+                if m.body_jntnum[body] != 1 or m.jnt_type[j] != mujoco.mjtJoint.mjJNT_HINGE:
+                    raise ValueError(f"{m.body(body).name}: the tool chain must be hinge joints only")
+                joint, axis, anchor = qpos_of_joint[int(m.jnt_qposadr[j])], m.jnt_axis[j].copy(), m.jnt_pos[j].copy()
+            self._links.append((m.body_pos[body].copy(), _matrix(m.body_quat[body]), joint, axis, anchor))
+        self._site_pos, self._site_rot = m.site_pos[site].copy(), _matrix(m.site_quat[site])
+
+    def frames(self, joint_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions (K, 3) in m, rotation matrices (K, 3, 3)) of the tool point for (K, 6) joint positions."""
+        q = np.atleast_2d(np.asarray(joint_rad, dtype=float))
+        k = len(q)
+        pos, rot = np.zeros((k, 3)), np.broadcast_to(np.eye(3), (k, 3, 3))
+        for offset, fixed, joint, axis, anchor in self._links:
+            pos = pos + rot @ offset
+            rot = rot @ fixed
+            if joint is not None:
+                turn = _axis_angle(axis, q[:, joint])
+                pos = pos + rot @ anchor - np.einsum("kij,kj->ki", rot @ turn, np.broadcast_to(anchor, (k, 3)))
+                rot = rot @ turn
+        return pos + rot @ self._site_pos, rot @ self._site_rot
 
     def pose(self, joint_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position (3,) in m, orientation (4,) wxyz) of the tool point in the robot's base frame."""
-        self.data.qpos[self._qpos] = np.asarray(joint_rad, dtype=float)[: len(self._qpos)]
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mju_mat2Quat(self._quat, self.data.site_xmat[self._site])
-        return self.data.site_xpos[self._site].copy(), self._quat.copy()
+        pos, rot = self.frames(np.asarray(joint_rad, dtype=float)[None])
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, rot[0].reshape(9))
+        return pos[0], quat
 
     def position(self, joint_rad: np.ndarray) -> np.ndarray:
-        return self.pose(joint_rad)[0]
+        return self.frames(np.asarray(joint_rad, dtype=float)[None])[0][0]
+
+    def positions(self, joint_rad: np.ndarray) -> np.ndarray:
+        """(K, 3) tool points for (K, 6) joint positions in rad."""
+        return self.frames(joint_rad)[0]
+
+
+def _matrix(quat: np.ndarray) -> np.ndarray:
+    out = np.zeros(9)
+    mujoco.mju_quat2Mat(out, np.asarray(quat, dtype=float))
+    return out.reshape(3, 3)
+
+
+def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(K, 3, 3) rotations by `angle` (K,) about the unit `axis` (Rodrigues)."""
+    x, y, z = axis / np.linalg.norm(axis)
+    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
+    return np.eye(3) + s * cross + (1 - c) * (cross @ cross)

@@ -25,9 +25,11 @@ from robosmith.contract.state import SimState
 from robosmith.errors import ConfigError
 from robosmith.robot.params import CUBE_BODY, PARAMS, param
 from robosmith.robot.so101 import JOINT_NAMES
+from robosmith.robot.units import from_lerobot, to_lerobot
+from robosmith.sim.command_limits import CommandLimits, joint_limits, model_tool_positions
 from robosmith.sim.randomization import Randomizer, sample_statistics
 from robosmith.sim.scene import compile_scene
-from robosmith.task.spec import DRParam, Range, ResetConfig, SceneConfig, TaskSpec
+from robosmith.task.spec import DRParam, Range, ResetConfig, SafetyLimits, SceneConfig, TaskSpec
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 # Beyond these a state is treated as exploded physics and the environment is reset.
@@ -49,6 +51,7 @@ class EnvConfig:
     obs_noise: dict[str, float] = field(default_factory=dict)  # std per SimState field, policy obs only
     nthread: int = 0  # 0: one per CPU core
     seed: int = 0
+    command_limits: SafetyLimits | None = None  # the task's safety rules on every command (None: joint range only)
 
     def __post_init__(self) -> None:
         if self.num_envs < 1 or self.episode_length < 1:
@@ -65,6 +68,7 @@ def env_config(task: TaskSpec, num_envs: int, seed: int) -> EnvConfig:
         action_scale=task.action_scale,
         obs_noise=dict(task.obs_noise),
         seed=seed,
+        command_limits=task.safety if task.safety.in_simulation else None,
     )
 
 
@@ -110,6 +114,11 @@ class BatchedEnv:
         self.action_map = ActionMap(cfg.action_mode, cfg.action_scale, tuple(reset.home), tuple(self.joint_low),
                                     tuple(self.joint_high))
         self.home = np.asarray(self.action_map.home)
+        self.command_limits = None
+        if cfg.command_limits is not None:
+            low, high = joint_limits(None, cfg.command_limits.joint_margin)
+            self.command_limits = CommandLimits(cfg.command_limits, cfg.control_hz, low, high,
+                                                model_tool_positions(), num_arms=n)
         self.target = np.zeros((n, 6))
         self.action = torch.zeros(n, 6)
         self.prev_action = torch.zeros(n, 6)
@@ -241,6 +250,8 @@ class BatchedEnv:
         # The arm reports q + offset, so its first targets are its readings (which send the servos to q).
         self.target[ids] = qpos[:, :6] + self.effects["joint_zero_offset"][ids]
         self._sent[:, ids] = qpos[None, :, :6]
+        if self.command_limits is not None:
+            self.command_limits.reset(ids, _lerobot(self.target[ids]))
         t_ids = torch.as_tensor(ids)
         self.action[t_ids] = 0.0
         self.prev_action[t_ids] = 0.0
@@ -272,6 +283,8 @@ class BatchedEnv:
         self._write_states(np.arange(self.num_envs), qpos, np.asarray(qvel, float), servo)
         self.target[:] = targets
         self._sent[:] = servo[None]
+        if self.command_limits is not None:
+            self.command_limits.reset(np.arange(self.num_envs), _lerobot(targets))
 
     # -------------------------------------------------------------------------------------------- step
     def step(self, action: torch.Tensor) -> tuple[SimState, torch.Tensor]:
@@ -287,6 +300,9 @@ class BatchedEnv:
             draw = torch.randn(a.shape, generator=self.torch_gen)
             applied = torch.clamp(a + torch.as_tensor(noise, dtype=torch.float32)[:, None] * draw, -1.0, 1.0)
         self.target = self.action_map.targets(applied, torch.from_numpy(self.target)).numpy()
+        if self.command_limits is not None:  # what the deploy loop's safety layer would send the arm instead
+            sent = self.command_limits.apply(_lerobot(self.target), _lerobot(self.joint_reading()))
+            self.target = from_lerobot(torch.from_numpy(sent)).numpy()
         self.prev_action = self.action
         self.action = a
         return self._advance()
@@ -318,6 +334,12 @@ class BatchedEnv:
         self._sent[1:] = self._sent[:-1].copy()
         self._sent[0] = sent
         return self._sent[delay.astype(np.int64), np.arange(self.num_envs)]
+
+    def joint_reading(self) -> np.ndarray:
+        """(N, 6) rad: the joint positions the arm reports (through its calibration error), without noise."""
+        sl = self._sensor_slices
+        q = np.concatenate([self._sens[:, sl[f"{j}_pos"]] for j in JOINT_NAMES], axis=1)
+        return q + self.effects["joint_zero_offset"]
 
     def sensing(self) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """The sensor effects per environment: noise std per SimState field (N,), and the joint zero offsets
@@ -376,3 +398,7 @@ class BatchedEnv:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _lerobot(joint_rad: np.ndarray) -> np.ndarray:
+    return to_lerobot(torch.from_numpy(np.asarray(joint_rad, dtype=np.float64))).numpy()

@@ -95,6 +95,7 @@ class PPOConfig:
 @dataclass(frozen=True)
 class SafetyLimits:
     """What the deploy loop's safety layer allows on the real arm (robosmith.deploy.safety); a task's `safety:`.
+    The command rules among them hold in simulation too (robosmith.sim.command_limits, `in_simulation`).
 
     Joint values are in LeRobot's units (degrees for the five arm joints, 0-100 for the gripper), lengths in m
     in the robot's base frame (the table top is z = 0), times in s.
@@ -117,6 +118,9 @@ class SafetyLimits:
     stale_observation: float = 0.25  # s without a fresh reading: stop
     max_missed_deadlines: int = 10  # control periods in a row that ran late: stop
     start_speed: float = 30.0  # per s: the slow move to the start pose before each episode
+    # The simulator applies the command rules above (joint limits, per-step, velocity, acceleration, workspace,
+    # gripper stall) in training and evaluation too, so that policies learn inside the limits the arm enforces.
+    in_simulation: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_step", "max_velocity", "max_acceleration", "stale_observation", "start_speed"):
