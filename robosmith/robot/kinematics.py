@@ -30,29 +30,35 @@ class ToolKinematics:
         while body > 0:
             chain.append(body)
             body = int(m.body_parentid[body])
-        # Per body, root first: position and rotation in the parent, then its hinge (joint index, axis, anchor).
-        self._links: list[tuple[np.ndarray, np.ndarray, int | None, np.ndarray, np.ndarray]] = []
+        # Per body, root first: position and rotation in the parent, then its hinge: the joint's index, the
+        # cross-product matrix of its unit axis and that matrix squared (Rodrigues), and the anchor if off origin.
+        self._links: list[tuple[np.ndarray, np.ndarray, int | None, np.ndarray, np.ndarray, np.ndarray | None]] = []
         for body in reversed(chain):
-            joint, axis, anchor = None, np.zeros(3), np.zeros(3)
+            joint, cross, anchor = None, np.zeros((3, 3)), None
             if m.body_jntnum[body]:
                 j = int(m.body_jntadr[body])
                 if m.body_jntnum[body] != 1 or m.jnt_type[j] != mujoco.mjtJoint.mjJNT_HINGE:
                     raise ValueError(f"{m.body(body).name}: the tool chain must be hinge joints only")
-                joint, axis, anchor = qpos_of_joint[int(m.jnt_qposadr[j])], m.jnt_axis[j].copy(), m.jnt_pos[j].copy()
-            self._links.append((m.body_pos[body].copy(), _matrix(m.body_quat[body]), joint, axis, anchor))
+                joint = qpos_of_joint[int(m.jnt_qposadr[j])]
+                x, y, z = m.jnt_axis[j] / np.linalg.norm(m.jnt_axis[j])
+                cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+                anchor = m.jnt_pos[j].copy() if np.any(m.jnt_pos[j]) else None
+            self._links.append((m.body_pos[body].copy(), _matrix(m.body_quat[body]), joint, cross, cross @ cross,
+                                anchor))
         self._site_pos, self._site_rot = m.site_pos[site].copy(), _matrix(m.site_quat[site])
 
     def frames(self, joint_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions (K, 3) in m, rotation matrices (K, 3, 3)) of the tool point for (K, 6) joint positions."""
         q = np.atleast_2d(np.asarray(joint_rad, dtype=float))
-        k = len(q)
-        pos, rot = np.zeros((k, 3)), np.broadcast_to(np.eye(3), (k, 3, 3))
-        for offset, fixed, joint, axis, anchor in self._links:
+        pos, rot = np.zeros((len(q), 3)), np.tile(np.eye(3), (len(q), 1, 1))
+        for offset, fixed, joint, cross, cross2, anchor in self._links:
             pos = pos + rot @ offset
             rot = rot @ fixed
             if joint is not None:
-                turn = _axis_angle(axis, q[:, joint])
-                pos = pos + rot @ anchor - np.einsum("kij,kj->ki", rot @ turn, np.broadcast_to(anchor, (k, 3)))
+                angle = q[:, joint, None, None]
+                turn = np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross2
+                if anchor is not None:  # a hinge off the body's origin turns about that point
+                    pos = pos + rot @ anchor - (rot @ turn) @ anchor
                 rot = rot @ turn
         return pos + rot @ self._site_pos, rot @ self._site_rot
 
@@ -75,11 +81,3 @@ def _matrix(quat: np.ndarray) -> np.ndarray:
     out = np.zeros(9)
     mujoco.mju_quat2Mat(out, np.asarray(quat, dtype=float))
     return out.reshape(3, 3)
-
-
-def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """(K, 3, 3) rotations by `angle` (K,) about the unit `axis` (Rodrigues)."""
-    x, y, z = axis / np.linalg.norm(axis)
-    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * cross + (1 - c) * (cross @ cross)

@@ -29,11 +29,11 @@ import torch
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.so101 import JOINT_NAMES
 from robosmith.robot.so101 import joint_limits as model_joint_limits
-from robosmith.robot.units import LEROBOT_JOINT_NAMES, TICKS_PER_TURN, MotorCalibration, from_lerobot, to_lerobot
+from robosmith.robot.units import LEROBOT_JOINT_NAMES, TICKS_PER_TURN, MotorCalibration, to_lerobot
 from robosmith.task.spec import SafetyLimits
 
 GRIPPER = len(JOINT_NAMES) - 1
-BISECTION_STEPS = 12  # the workspace pull-back keeps the step's fraction to 1/4096
+BISECTION_STEPS = 8  # the workspace pull-back finds the fraction of the step to keep within 1/256
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,13 @@ def joint_limits(calibration: dict[str, MotorCalibration] | None, margin: float)
 
 
 def model_tool_positions() -> Callable[[np.ndarray], np.ndarray]:
-    """(K, 6) LeRobot units -> (K, 3) tool points in m, by our model's forward kinematics."""
+    """(K, 6) LeRobot units -> (K, 3) tool points in m, by our model's forward kinematics.
+
+    The five arm joints are degrees (`from_lerobot` is a plain conversion for them); the gripper does not move
+    the tool point, so its 0-100 value is passed through unread. Plain numpy: this runs several times per step.
+    """
     fk = ToolKinematics()
-    return lambda values: fk.positions(from_lerobot(torch.as_tensor(values, dtype=torch.float64)).numpy())
+    return lambda values: fk.positions(np.radians(np.asarray(values, dtype=float)))
 
 
 class CommandLimits:
