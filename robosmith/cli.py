@@ -393,6 +393,8 @@ def run(
     eval_episodes: Annotated[int, typer.Option()] = 100,
     seed: Annotated[int, typer.Option()] = 0,
     offline: Annotated[bool, typer.Option(help="use the offline proposer even if an LLM is configured")] = False,
+    baseline: Annotated[bool, typer.Option(
+        help="also train the task's reference reward in the first iteration (a candidate that may win)")] = True,
     llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL")] = None,
     llm_model: Annotated[str | None, typer.Option(help="model name (or ROBOSMITH_LLM_MODEL)")] = None,
     llm_temperature: Annotated[float | None, typer.Option()] = None,
@@ -440,7 +442,7 @@ def run(
         parallel=parallel, max_hours=max_hours, eval_episodes=eval_episodes, seed=seed, review=review,
         until=_parse_until(until) if until else None, backend=backend, engine_python=engine_python,
         isaaclab_version=version, trainer_memory_mb=trainer_memory_mb, trainer_cpu_s=trainer_cpu_s,
-        dr=dr, dr_iterations=dr_iterations, dr_candidates=dr_candidates,
+        dr=dr, dr_iterations=dr_iterations, dr_candidates=dr_candidates, baseline=baseline,
         real_dataset=str(real.resolve()) if real else None, real_units=real_units,
         real_calibration=str(real_calibration.resolve()) if real_calibration else None,
     )

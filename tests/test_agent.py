@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from robosmith.agent.llm import BudgetExceeded, LLMClient, LLMConfig, LLMError
 from robosmith.agent.loop import LoopSettings, RewardLoop
-from robosmith.agent.proposers import OfflineProposer, ProposalContext, extract_code
+from robosmith.agent.proposers import extract_code
 from robosmith.agent.task_from_text import NoMatchingTask, choose_task, parse_offline
 from robosmith.cli import app
 from robosmith.task import load_task
@@ -153,20 +153,6 @@ def test_llm_structured_task_choice(tmp_path):
         choice = choose_task("raise the red block by twelve centimetres", client)
         assert server.requests[0]["response_format"] == {"type": "json_object"}
     assert choice.spec.name == "so101_lift" and choice.spec.params["lift_height"] == pytest.approx(0.12)
-
-
-def test_offline_proposer_starts_from_reference_and_mutates():
-    task = load_task("so101_reach")
-    proposer = OfflineProposer(seed=3)
-    first = proposer.propose(ProposalContext(task, 0), 3)
-    assert first[0].code == task.reference_reward_body()
-    assert len({p.code for p in first}) == 3
-    best = {"id": "0.1", "iteration": 0, "genome": first[1].genome, "code": first[1].code, "success_rate": 0.5}
-    stats = {"distance": {"min": 0.5, "mean": 0.5, "max": 0.5}, "precision": {"min": 0.0, "mean": 0.3, "max": 0.9}}
-    later = proposer.propose(ProposalContext(task, 1, best=best, component_stats=stats), 2)
-    assert all(p.code != first[1].code for p in later)
-    dropped = proposer.propose(ProposalContext(task, 2, best=best, human_feedback="please drop joint_vel"), 2)
-    assert all("joint_vel" not in p.code for p in dropped)
 
 
 def tiny_settings(**kw) -> LoopSettings:

@@ -230,9 +230,9 @@ class RewardLoop:
             return {"candidates": [], "stop_reason": str(e)}
         except LLMError as e:
             return {"candidates": [], "stop_reason": f"LLM unavailable: {e}"}
-        if it == 0 and self.settings.baseline and not isinstance(self.proposer, OfflineProposer):
-            # The task's reference reward, trained the same way, is what the LLM's rewards are measured against
-            # (the offline proposer's first candidate is that reward already).
+        if it == 0 and self.settings.baseline:
+            # The task's reference reward, trained the same way, is what the proposer's rewards are measured
+            # against (neither proposer reads it; it is a candidate like the others and may win).
             proposals.append(Proposal(self.task.reference_reward_body(), REFERENCE_ORIGIN))
         candidates = []
         for k, proposal in enumerate(proposals):

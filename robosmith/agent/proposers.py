@@ -1,11 +1,10 @@
-"""Where reward candidates come from: an LLM, or (with none configured) an evolutionary search over the
-task's reward terms. Both see the same context: the task, the best reward so far, the reflection on the
+"""Where reward candidates come from: an LLM, or (with none configured) an evolutionary search over rewards
+composed from the term library. Both see the same context: the task, the best reward so far, the reflection on the
 last iteration and any human feedback.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -14,14 +13,17 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from robosmith.agent.compose import DISTANCE_KERNELS, compose, regene, round4, stalled_stage, unstall
 from robosmith.agent.llm import LLMClient
 from robosmith.contract.state import FIELD_DOCS, SimState
+from robosmith.reward.library import library_examples, load_library
 from robosmith.reward.terms import RewardTerm, terms_to_body
 from robosmith.runs import CandidateFolder
 from robosmith.task import TaskSpec
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 REFERENCE_ORIGIN = "the task's reference reward"
+COMPOSED_ORIGIN = "offline: composed from the term library"
 
 
 @dataclass
@@ -72,7 +74,9 @@ class LLMProposer:
 
     def messages(self, ctx: ProposalContext) -> list[dict]:
         env = prompt_env()
-        system = env.get_template("system.j2").render(fields=simstate_fields(ctx.task))
+        fields = simstate_fields(ctx.task)
+        system = env.get_template("system.j2").render(
+            fields=fields, library=library_examples({name for name, _, _ in fields}))
         user = env.get_template("propose.j2").render(
             task=ctx.task,
             best=ctx.best,
@@ -93,25 +97,24 @@ class LLMProposer:
 
 
 class OfflineProposer:
-    """Evolutionary search over the task's reward terms: which terms, their weights and their parameters.
+    """Rewards composed from the term library (robosmith.agent.compose), then searched: which terms, their
+    weights and their parameters. The task's reference reward is never read.
 
-    The parent is the best genome so far (the task's reference reward at first). Children mutate weights and
-    parameters log-normally; the reflection statistics steer the mutation the way Eureka's advice steers an
-    LLM: a component that barely varies gets its parameters (temperatures, scales) mutated harder, and one
-    that dwarfs the others gets its weight pulled down.
+    With no best reward yet, every candidate is a fresh composition. After that the parent is the best genome
+    so far; reflection steers the children the way Eureka's advice steers an LLM: a stalled stage gets a
+    staged answer (a bridging term, weights moved towards it, later stages gated on it), a component that
+    barely varies gets its parameters mutated harder, one that dwarfs the others gets its weight pulled down,
+    and a kernel may be swapped for another of its kind. Human feedback ("drop <term>") is a constraint.
     """
 
     name = "offline"
     WEIGHT_SIGMA = 0.35
     PARAM_SIGMA = 0.3
     TOGGLE_P = 0.15
+    SWAP_P = 0.2
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-
-    @staticmethod
-    def reference_genome(task: TaskSpec) -> list[dict]:
-        return [{**dataclasses.asdict(t), "enabled": True} for t in task.reward]
 
     @staticmethod
     def genome_code(genome: list[dict]) -> str:
@@ -123,6 +126,7 @@ class OfflineProposer:
     def mutate(self, parent: list[dict], rng: np.random.Generator, stats: dict[str, dict[str, float]],
                human_feedback: str) -> list[dict]:
         scale = self._magnitudes(parent, stats)
+        library = load_library()
         child = []
         for gene in parent:
             gene = {**gene, "params": dict(gene["params"])}
@@ -131,10 +135,16 @@ class OfflineProposer:
             weight = gene["weight"] * math.exp(rng.normal(0.0, self.WEIGHT_SIGMA))
             if scale.get(gene["name"], 0.0) > 0.8:  # dominates the total: pull it down
                 weight *= 0.5
-            gene["weight"] = _round(weight)
+            gene["weight"] = round4(weight)
+            if gene.get("template") in DISTANCE_KERNELS and rng.random() < self.SWAP_P:
+                kernel = str(rng.choice([k for k in DISTANCE_KERNELS if k != gene["template"]]))
+                gene = regene(gene, template=kernel, params=library[kernel].clamp(
+                    {k: d for k, (d, _, _) in library[kernel].params.items()}))
             for key in gene["params"]:
                 sigma = self.PARAM_SIGMA * (2.0 if flat else 1.0)
-                gene["params"][key] = _round(gene["params"][key] * math.exp(rng.normal(0.0, sigma)))
+                gene["params"][key] = round4(gene["params"][key] * math.exp(rng.normal(0.0, sigma)))
+            if gene.get("template") in library:
+                gene["params"] = {k: round4(v) for k, v in library[gene["template"]].clamp(gene["params"]).items()}
             if gene["weight"] < 0 and rng.random() < self.TOGGLE_P:
                 gene["enabled"] = not gene["enabled"]  # penalties may come and go; rewards stay
             if gene["name"] in human_feedback.lower() and re.search(
@@ -155,20 +165,23 @@ class OfflineProposer:
 
     def propose(self, ctx: ProposalContext, k: int) -> list[Proposal]:
         rng = np.random.default_rng([self.seed, ctx.iteration])
-        parent = (ctx.best or {}).get("genome") or self.reference_genome(ctx.task)
-        origin_parent = f"best of iteration {ctx.best['iteration']}" if ctx.best else REFERENCE_ORIGIN
+        parent = (ctx.best or {}).get("genome")
+        if not parent:  # nothing of ours to build on yet (or the best is a reward we did not compose)
+            return [Proposal(self.genome_code(g), COMPOSED_ORIGIN, genome=g)
+                    for g in (compose(ctx.task, rng) for _ in range(k))]
+        origin_parent = f"best of iteration {ctx.best['iteration']}"
         out = []
-        if not ctx.best:
-            out.append(Proposal(self.genome_code(parent), REFERENCE_ORIGIN, genome=parent))
+        stalled = stalled_stage(parent, ctx.component_stats)
+        if stalled is not None:
+            for bridge, gate in ((True, True), (True, False), (False, True))[:k]:
+                child = unstall(parent, stalled, rng, bridge, gate)
+                how = " and ".join(w for w, on in (("bridged", bridge), ("gated", gate)) if on)
+                out.append(Proposal(self.genome_code(child), f"offline: {origin_parent}, stalled stage "
+                                                              f"'{stalled}' {how}", genome=child))
         while len(out) < k:
             child = self.mutate(parent, rng, ctx.component_stats, ctx.human_feedback)
             out.append(Proposal(self.genome_code(child), f"offline: mutation of {origin_parent}", genome=child))
         return out
-
-
-def _round(x: float) -> float:
-    """Four significant digits: the code a person reviews stays readable; the search loses nothing real."""
-    return float(f"{x:.4g}")
 
 
 def load_prompt_template(name: str) -> jinja2.Template:
