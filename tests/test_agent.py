@@ -157,7 +157,7 @@ def test_llm_structured_task_choice(tmp_path):
 
 def tiny_settings(**kw) -> LoopSettings:
     base = dict(candidates=4, max_iterations=2, train_minutes=0.05, num_envs=16, parallel=2,
-                eval_episodes=4, video_episodes=1)
+                eval_episodes=4, video_episodes=0)  # videos: tests/test_report.py
     base.update(kw)
     return LoopSettings(**base)
 
@@ -228,7 +228,7 @@ def test_sigkill_during_second_iteration_then_resume_trains_nothing_twice(tmp_pa
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
            "--candidates", "2", "--iterations", "2", "--train-minutes", "0.1", "--num-envs", "16",
-           "--parallel", "2", "--eval-episodes", "4"]
+           "--parallel", "2", "--eval-episodes", "4", "--no-baseline"]
     assert kill_when(cmd, run / "iter_01" / "cand_0" / "train.log", 240), "iteration 2 never began"
     first = sorted((run / "iter_00").glob("cand_*"))
     assert len(first) == 2

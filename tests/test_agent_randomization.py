@@ -31,7 +31,7 @@ DR_OUT_OF_BOUNDS = "```yaml\n- {name: actuator_kp, nominal: 17.8, bounds: [0.01,
 
 def tiny(**kw) -> LoopSettings:
     base = dict(candidates=1, max_iterations=1, train_minutes=0.05, num_envs=16, parallel=2, eval_episodes=4,
-                video_episodes=1, dr=True, dr_candidates=2, dr_prior_episodes=2)
+                video_episodes=0, dr=True, dr_candidates=2, dr_prior_episodes=2, baseline=False)
     base.update(kw)
     return LoopSettings(**base)
 
@@ -123,7 +123,7 @@ def test_sigkill_in_the_randomization_phase_then_resume(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
            "--candidates", "1", "--iterations", "1", "--train-minutes", "0.1", "--num-envs", "16",
-           "--parallel", "2", "--eval-episodes", "4", "--dr", "--dr-candidates", "2"]
+           "--parallel", "2", "--eval-episodes", "4", "--dr", "--dr-candidates", "2", "--no-baseline"]
     assert kill_when(cmd, run / "dr_00" / "cand_0" / "train.log", 400), "the randomization phase never began"
     before = {p: p.stat().st_mtime_ns for p in (run / "iter_00" / "cand_0" / "result.json",
                                                  run / "dr_prior" / "result.json")}

@@ -326,7 +326,7 @@ def test_run_with_the_isaaclab_backend_exports_each_candidate_for_the_installed_
     assert command[1] == "-p" and isaaclab_version(command) == "2.3"
     task = load_task("so101_lift")
     settings = LoopSettings(candidates=1, max_iterations=1, backend="isaaclab", engine_python=command[0],
-                            isaaclab_version="2.3")
+                            isaaclab_version="2.3", baseline=False)
     loop = RewardLoop.create(tmp_path / "run", task, settings, None)
     state = {"iteration": 0, "history": [], "best": None}
     state.update(loop.propose(state))

@@ -177,7 +177,7 @@ def test_the_loop_reads_the_gap_fits_the_arm_and_trains_on_it(recordings, tmp_pa
 
     settings = LoopSettings(candidates=1, max_iterations=1, train_minutes=0.05, num_envs=16, parallel=1,
                             eval_episodes=4, video_episodes=0, dr=False, real_dataset=str(recordings["degrees"]),
-                            real_units="degrees", real_generations=6)
+                            real_units="degrees", real_generations=6, baseline=False)
     run = tmp_path / "run"
     RewardLoop.create(run, load_task("so101_lift"), settings, None).run()
     real = json.loads((run / "summary.json").read_text())["real"]

@@ -32,7 +32,7 @@ def test_report_in_headless_chromium(tmp_path):
 
     run = tmp_path / "run"
     settings = LoopSettings(candidates=2, max_iterations=1, train_minutes=0.05, num_envs=16, parallel=2,
-                            eval_episodes=4, video_episodes=1)
+                            eval_episodes=4, video_episodes=1, baseline=False)
     RewardLoop.create(run, load_task("so101_reach"), settings, llm=None).run()
     report = write_report(run)
 
