@@ -18,25 +18,16 @@ import torch
 from tqdm import tqdm
 
 from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
-from robosmith.bc.features import (
-    ACTION,
-    CAMERAS,
-    ENV_STATE,
-    IMAGE_SIZE,
-    STATE,
-    camera_renderer,
-    dataset_features,
-    image_key,
-    observation_batch,
-)
+from robosmith.bc.features import CAMERAS, ENV_STATE, IMAGE_SIZE, camera_renderer, dataset_features, observation_batch
 from robosmith.contract.observations import sensed_state
 from robosmith.robot.units import degrees_to_range, load_calibration, to_lerobot
 from robosmith.runs import write_json
 from robosmith.sim.batched_env import BatchedEnv, env_config
 from robosmith.sim.render import SceneRenderer
-from robosmith.task import TaskSpec, eval_success
 
-COLLECT_INFO = "robosmith_collect.json"  # beside LeRobot's meta/: how the demonstrations were made
+# beside LeRobot's meta/, UNITS_FILE says the units and how the demonstrations were made
+from robosmith.sim2real.dataset import ACTION, STATE, UNITS_FILE, image_key
+from robosmith.task import TaskSpec, eval_success
 
 
 @dataclass
@@ -136,7 +127,7 @@ def collect(
         "units": "range" if cal else "degrees",  # how the joints are written (robosmith gap reads this)
         "effects": {k: list(v) if isinstance(v, tuple) else v for k, v in task.scene.effects.items()},
     }
-    write_json(out_dir / COLLECT_INFO, info)
+    write_json(out_dir / UNITS_FILE, info)
     return info
 
 
@@ -190,5 +181,5 @@ def repo_id(root: Path) -> str:
 
 
 def dataset_info(root: Path) -> dict:
-    path = root / COLLECT_INFO
+    path = root / UNITS_FILE
     return json.loads(path.read_text()) if path.is_file() else {}

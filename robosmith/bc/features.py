@@ -9,19 +9,14 @@ from __future__ import annotations
 import torch
 
 from robosmith.contract.state import SimState
-from robosmith.robot.units import LEROBOT_JOINT_NAMES, to_lerobot
+from robosmith.robot.units import to_lerobot
 from robosmith.sim.render import SceneRenderer
+from robosmith.sim2real.dataset import STATE, image_key, so101_features
 from robosmith.task import TaskSpec
 
-STATE = "observation.state"
 ENV_STATE = "observation.environment_state"
-ACTION = "action"
 CAMERAS = ("front", "wrist")
 IMAGE_SIZE = (480, 640)  # height, width of both cameras by default: what LeRobot's SO-101 examples record
-
-
-def image_key(camera: str) -> str:
-    return f"observation.images.{camera}"
 
 
 def camera_renderer(task: TaskSpec, image_size: tuple[int, int] = IMAGE_SIZE) -> SceneRenderer:
@@ -47,20 +42,9 @@ def environment_state(task: TaskSpec, s: SimState) -> torch.Tensor:
 def dataset_features(task: TaskSpec, image_size: tuple[int, int] | None = IMAGE_SIZE) -> dict[str, dict]:
     """LeRobot dataset features of a task's demonstrations; `image_size` (height, width) of the camera videos,
     None for a dataset without them."""
-    joints = {"dtype": "float32", "shape": (6,), "names": list(LEROBOT_JOINT_NAMES)}
     env_names = environment_state_names(task)
-    features: dict[str, dict] = {
-        STATE: dict(joints),
-        ENV_STATE: {"dtype": "float32", "shape": (len(env_names),), "names": env_names},
-        ACTION: dict(joints),
-    }
-    if image_size:
-        for camera in CAMERAS:
-            features[image_key(camera)] = {
-                "dtype": "video",
-                "shape": (*image_size, 3),
-                "names": ["height", "width", "channels"],
-            }
+    features = so101_features({camera: (*image_size, 3) for camera in CAMERAS} if image_size else None)
+    features[ENV_STATE] = {"dtype": "float32", "shape": (len(env_names),), "names": env_names}
     return features
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict
 
-from robosmith.bc.features import CAMERAS, ENV_STATE, environment_state_names, image_key, observation_batch
+from robosmith.bc.features import CAMERAS, ENV_STATE, environment_state_names, observation_batch
 from robosmith.contract.observations import observation_size, observation_vector
 from robosmith.robot.units import from_lerobot
 from robosmith.runs import TrainingRun
+from robosmith.sim2real.dataset import image_key
 from robosmith.task import TaskSpec
 from robosmith.train.policy import Observation, PolicyError, PolicySpec
 

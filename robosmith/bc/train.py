@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from robosmith.bc.collect import dataset_info, repo_id
-from robosmith.bc.features import CAMERAS, image_key
+from robosmith.bc.features import CAMERAS
 from robosmith.errors import ConfigError
 from robosmith.runs import write_json
+from robosmith.sim2real.dataset import image_key
 
 POLICIES = ("act", "diffusion")
 INPUTS = ("state", "images")

@@ -32,7 +32,7 @@ from robosmith.deploy.safety import Intervention, SafetyLayer, SafetyStop
 from robosmith.errors import RobosmithError
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.units import LEROBOT_JOINT_NAMES, MotorCalibration, from_lerobot, to_lerobot
-from robosmith.sim2real.dataset import UNITS_FILE  # where robosmith gap reads a dataset's units
+from robosmith.sim2real.dataset import ACTION, STATE, UNITS_FILE, so101_features
 from robosmith.task.spec import TaskSpec
 from robosmith.train.policy import Observation, Policy, PolicyError
 
@@ -40,7 +40,6 @@ DEPLOY_FILE = "deploy.json"
 SAFETY_LOG = "safety.jsonl"
 # What no sensor of the arm measures: only a simulator (or, later, the perception estimator) provides them.
 SIM_ONLY_FIELDS = ("object_pos", "object_quat", "object_linvel", "finger_contact", "finger_force")
-STATE_KEY, ACTION_KEY = "observation.state", "action"
 HEALTH_EVERY = 5  # control steps between reads of temperature and load (they change slowly; the bus is shared)
 BUS_RETRIES = 3  # a Feetech bus drops a status packet now and then; LeRobot's follower retries its reads too
 
@@ -181,13 +180,7 @@ def refuse_unmeasurable(policy: Policy, sim: bool) -> list[str]:
 # ------------------------------------------------------------------------------------------- recording
 def dataset_features(arm: Arm) -> dict[str, dict]:
     """What `lerobot-record` writes for an SO-101: joints as read and as sent, camera videos."""
-    joints = {"dtype": "float32", "shape": (6,), "names": list(LEROBOT_JOINT_NAMES)}
-    features: dict[str, dict] = {STATE_KEY: dict(joints), ACTION_KEY: dict(joints)}
-    for camera in arm.cameras:
-        shape = arm.robot.observation_features[camera]
-        features[f"observation.images.{camera}"] = {"dtype": "video", "shape": tuple(shape),
-                                                    "names": ["height", "width", "channels"]}
-    return features
+    return so101_features({camera: tuple(arm.robot.observation_features[camera]) for camera in arm.cameras})
 
 
 class _Signals:
@@ -377,7 +370,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
                     goal, start = _sampled_goal(task, rng), home
 
                 def record(raw, sent, images):
-                    frame = {STATE_KEY: raw.astype(np.float32), ACTION_KEY: sent.astype(np.float32),
+                    frame = {STATE: raw.astype(np.float32), ACTION: sent.astype(np.float32),
                              "task": task.description}
                     frame.update({f"observation.images.{c}": img for c, img in images.items()})
                     dataset.add_frame(frame)

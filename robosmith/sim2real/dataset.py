@@ -28,6 +28,21 @@ UNITS = ("degrees", "range")
 UNITS_FILE = "robosmith_collect.json"  # robosmith's datasets say their units there
 
 
+def image_key(camera: str) -> str:
+    return f"observation.images.{camera}"
+
+
+def so101_features(cameras: dict[str, tuple[int, ...]] | None = None) -> dict[str, dict]:
+    """The features `lerobot-record` writes for an SO-101: the six joints as read (`observation.state`) and as
+    sent (`action`) in LeRobot's units, and a video per camera (name -> (height, width, channels))."""
+    joints = {"dtype": "float32", "shape": (6,), "names": list(LEROBOT_JOINT_NAMES)}
+    features: dict[str, dict] = {STATE: dict(joints), ACTION: dict(joints)}
+    for camera, shape in (cameras or {}).items():
+        features[image_key(camera)] = {"dtype": "video", "shape": tuple(shape),
+                                                    "names": ["height", "width", "channels"]}
+    return features
+
+
 class DatasetError(RobosmithError, ValueError):
     """A dataset that cannot be read as SO-101 episodes (one line: the folder and what is wrong)."""
 
