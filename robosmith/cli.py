@@ -465,7 +465,7 @@ def run(
     if loop.client:
         typer.echo(f"proposer: LLM {llm.model} at {llm.base_url or 'api.openai.com'}")
     else:
-        typer.echo("proposer: offline (evolutionary search over the task's reward terms; no LLM configured)")
+        typer.echo("proposer: offline (rewards composed from the term library, then searched; no LLM configured)")
     if dry_run:
         return
     _finish(loop, _interruptible(loop, resume=False))

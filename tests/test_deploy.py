@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from robosmith.cli import app
 from robosmith.deploy.feetech_emulator import EmulatedArm, ServoSetup
 from robosmith.deploy.loop import Arm, DeploySettings, StateBuilder, deploy, refuse_unmeasurable, run_episode
-from robosmith.deploy.safety import SafetyLayer, joint_limits
+from robosmith.deploy.safety import SafetyLayer, SafetyStop, joint_limits
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.units import load_calibration, to_lerobot
 from robosmith.sim.batched_env import BatchedEnv, env_config
@@ -220,6 +220,17 @@ def test_the_simulator_sends_what_the_arms_safety_layer_would():
     assert {"workspace", "joint_limit"} <= set(rules), rules  # random actions do meet the rules
 
 
+def test_the_watchdog_stops_on_stale_readings_and_late_periods():
+    task = load_task("so101_reach")
+    layer = SafetyLayer.for_arm(task.safety, task.control_hz)
+    layer.check_timing(task.safety.stale_observation * 0.9, task.safety.max_missed_deadlines)  # within: no stop
+    with pytest.raises(SafetyStop, match="stale_observation") as stale:
+        layer.check_timing(task.safety.stale_observation + 0.01, 0)
+    assert stale.value.limit == "stale_observation"
+    with pytest.raises(SafetyStop, match="missed_deadlines"):
+        layer.check_timing(0.0, task.safety.max_missed_deadlines + 1)
+
+
 def test_policy_needing_the_cube_is_refused_on_hardware():
     task = load_task("so101_lift")
     policy = ScriptedPolicy(task, fields=task.observations)
@@ -230,7 +241,11 @@ def test_policy_needing_the_cube_is_refused_on_hardware():
 
 @pytest.mark.slow
 def test_deploy_on_emulated_servos_records_a_dataset_and_stops_safely_on_an_exception(tmp_path):
-    task = load_task("so101_reach")
+    reach = load_task("so101_reach")
+    # The watchdog is not what this test is about: on a starved machine the emulator answers late and the
+    # watchdog rightly cuts episodes short, so its limits are opened here (test_the_watchdog_... checks it).
+    task = dataclasses.replace(reach, safety=dataclasses.replace(reach.safety, stale_observation=30.0,
+                                                                 max_missed_deadlines=10_000))
     with EmulatedArm("so101_reach") as arm:
         robot, calibration = follower(arm, tmp_path / "cal")
         out = tmp_path / "deploy"
