@@ -22,6 +22,7 @@ SLOTS = {"a": "s.object_pos", "b": "s.goal_pos", "rest": "0.0125", "dims": "3",
          "success": "torch.norm(s.object_pos - s.goal_pos, dim=-1) < 0.03"}
 
 
+@pytest.mark.slow  # the confined smoke run: a subprocess that imports torch
 def test_every_library_term_renders_and_passes_the_smoke_run(tmp_path):
     task = load_task("so101_pick_place")
     library = load_library()
