@@ -151,8 +151,6 @@ def unstall(genome: list[dict], stage: str, rng: np.random.Generator, bridge: bo
             gene["weight"] = round4(gene["weight"] * 0.5)
         if gate and position is not None and position > at and gene["template"] != "task_success":
             gene = regene(gene, gate=holds if not gene["gate"] else f"{gene['gate']} * {holds}")
-        else:
-            gene = regene(gene)
         if bridge and not bridged and gene.get("stage") == stage and stage in BRIDGES:
             template, slots = BRIDGES[stage]
             child.append(_gene(template, f"{stage}_bridge", gene["weight"] * 0.5, slots,

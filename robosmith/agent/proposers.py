@@ -138,8 +138,7 @@ class OfflineProposer:
             gene["weight"] = round4(weight)
             if gene.get("template") in DISTANCE_KERNELS and rng.random() < self.SWAP_P:
                 kernel = str(rng.choice([k for k in DISTANCE_KERNELS if k != gene["template"]]))
-                gene = regene(gene, template=kernel, params=library[kernel].clamp(
-                    {k: d for k, (d, _, _) in library[kernel].params.items()}))
+                gene = regene(gene, template=kernel, params={})  # the new kernel's own defaults
             for key in gene["params"]:
                 sigma = self.PARAM_SIGMA * (2.0 if flat else 1.0)
                 gene["params"][key] = round4(gene["params"][key] * math.exp(rng.normal(0.0, sigma)))

@@ -32,7 +32,7 @@ from robosmith.deploy.safety import Intervention, SafetyLayer, SafetyStop
 from robosmith.errors import RobosmithError
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.units import LEROBOT_JOINT_NAMES, MotorCalibration, from_lerobot, to_lerobot
-from robosmith.sim2real.dataset import ACTION, STATE, UNITS_FILE, so101_features
+from robosmith.sim2real.dataset import ACTION, STATE, UNITS_FILE, image_key, so101_features
 from robosmith.task.spec import TaskSpec
 from robosmith.train.policy import Observation, Policy, PolicyError
 
@@ -372,7 +372,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
                 def record(raw, sent, images):
                     frame = {STATE: raw.astype(np.float32), ACTION: sent.astype(np.float32),
                              "task": task.description}
-                    frame.update({f"observation.images.{c}": img for c, img in images.items()})
+                    frame.update({image_key(c): img for c, img in images.items()})
                     dataset.add_frame(frame)
 
                 def log(step, item, ep=ep):

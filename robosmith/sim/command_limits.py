@@ -151,10 +151,10 @@ class CommandLimits:
         return np.where(squeezing, held, target)
 
     def _workspace(self, command: np.ndarray, log: list[list[Intervention]] | None) -> np.ndarray:
-        out = ~self.inside(command)
-        if not out.any():
+        points = self.tool_positions(command)
+        arms = np.flatnonzero(self._box_excess(points) > 0)
+        if not arms.size:
             return command
-        arms = np.flatnonzero(out)
         wanted, previous = command[arms], self.previous[arms]
         previous_excess = self._box_excess(self.tool_positions(previous))
         # Bisection on the fraction of this step kept: the previous command (fraction 0) is the fallback. A
@@ -168,7 +168,7 @@ class CommandLimits:
         pulled = previous + keep_lo[:, None] * (wanted - previous)
         pulled[:, GRIPPER] = wanted[:, GRIPPER]  # the gripper does not move the tool point
         if log is not None:
-            requested, sent = self.tool_positions(wanted), self.tool_positions(pulled)
+            requested, sent = points[arms], self.tool_positions(pulled)
             for row, arm in enumerate(arms):
                 log[arm].append(Intervention("workspace", None, requested[row].tolist(), sent[row].tolist(),
                                              float(math.dist(requested[row], sent[row]))))
