@@ -62,6 +62,24 @@ def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
     assert 7.0 < kp[0] < 17.8 < kp[1] < 56.0  # a narrower fraction around the task's value
 
 
+def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():
+    """A nominal policy fails at one step of lag, so RAPP's lag interval is the nominal value alone; the suite's
+    lagging variants failed. The candidates still randomize the lag, each as far as its width goes."""
+    task = load_task("so101_reach")
+    rapp = {"parameters": [
+        {"name": "actuator_kp", "nominal": 17.8, "interval": [1.0, 100.0], "interval_possible": [1.0, 100.0]},
+        {"name": "action_delay_steps", "nominal": 0.0, "interval": [0.0, 0.0], "interval_possible": [0.0, 0.0]},
+    ]}
+    failed = {"variants": [{"name": "lag_2", "params": {"action_delay_steps": 2}, "success_rate": 0.05},
+                           {"name": "half_kp_lag_3", "params": {"actuator_kp": 9.0, "action_delay_steps": 3},
+                            "success_rate": 0.0}]}
+    proposals = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 4)
+    lags = [{p.name: (p.low, p.high) for p in c.ranges}.get("action_delay_steps") for c in proposals]
+    assert lags == [(0.0, 3.0), (0.0, 2.0), (0.0, 3.0), (0.0, 1.0)]  # widths 1, 0.5, 0.75, 0.3 of 3 steps
+    without_failures = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, None), 1)[0]
+    assert "action_delay_steps" not in {p.name for p in without_failures.ranges}  # nothing asks for it
+
+
 def check_phase(run, final, candidates=2):
     prior = run / "dr_prior"
     assert json.loads((prior / "result.json").read_text())["status"] == "ok"

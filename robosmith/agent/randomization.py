@@ -112,8 +112,9 @@ class LLMRandomizationProposer:
 class OfflineRandomizationProposer:
     """Ranges from the numbers alone. Each parameter gets a fraction of its RAPP interval around the task's value
     (one fraction per candidate: the width is what is searched), widened to cover the value of every variant the
-    last policy failed in, as far as RAPP says a policy can still succeed there. Later iterations start from the
-    most robust ranges so far and widen what still fails."""
+    last policy failed in: wholly inside the RAPP interval, by the candidate's width beyond it (RAPP measured a
+    policy that never saw that world). Later iterations start from the most robust ranges so far and widen what
+    still fails."""
 
     name = "offline"
 
@@ -133,11 +134,15 @@ class OfflineRandomizationProposer:
                 entry, nominal = PARAMS[p["name"]], p["nominal"]
                 low = nominal - width * (nominal - interval[0])
                 high = nominal + width * (interval[1] - nominal)
-                for v in failed:  # cover the worlds that broke the last policy, where RAPP allows
+                for v in failed:  # cover the worlds that broke the last policy
                     if p["name"] in v["params"]:
                         value = float(np.mean(v["params"][p["name"]]))
-                        if interval[0] <= value <= interval[1]:
-                            low, high = min(low, value), max(high, value)
+                        if not interval[0] <= value <= interval[1]:
+                            # RAPP measured this policy, trained without the world; one trained in it may cope
+                            # (lag is the case: a real arm lags ~3 steps, a nominal policy fails at 1). Reach
+                            # toward it by this candidate's width, so the candidates span the step.
+                            value = nominal + min(width, 1.0) * (value - nominal)
+                        low, high = min(low, value), max(high, value)
                 if ctx.best:
                     previous = {r["name"]: r["bounds"] for r in ctx.best["ranges"]}.get(p["name"])
                     if previous:
