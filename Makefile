@@ -29,7 +29,7 @@ sysdeps:
 $(STAMP): pyproject.toml plugins/lerobot_robot_robosmith/pyproject.toml
 	@test -x $(BIN)/python || $(shell command -v $(PY) || echo python3) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,bc]' -e plugins/lerobot_robot_robosmith
+	$(BIN)/pip install -q -e '.[dev,bc,ray]' -e plugins/lerobot_robot_robosmith
 	@touch $(STAMP)
 
 # mjlab gets the main venv's torch: its CUDA build (6.7 GB) is linked from there, not installed twice.

@@ -418,6 +418,11 @@ def run(
         help="LeRobot dataset of the real arm: read its gap, fit the arm, train on the fitted arm")] = None,
     real_units: Annotated[str | None, typer.Option(help="with --real: degrees or range")] = None,
     real_calibration: Annotated[Path | None, typer.Option(help="with --real: the arm's calibration file")] = None,
+    executor: Annotated[str, typer.Option(help="where candidates train: local (processes here) or ray")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="with --executor ray: auto, ray://host:port, or none to start Ray on this machine")] = None,
+    shared_fs: Annotated[bool, typer.Option(
+        help="with --executor ray: the nodes see the run folder at the same path (nothing is shipped)")] = False,
 ) -> None:
     """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate; then (DrEureka)
     design the domain randomization and select it by robustness."""
@@ -445,7 +450,10 @@ def run(
         dr=dr, dr_iterations=dr_iterations, dr_candidates=dr_candidates, baseline=baseline,
         real_dataset=str(real.resolve()) if real else None, real_units=real_units,
         real_calibration=str(real_calibration.resolve()) if real_calibration else None,
+        executor=executor, ray_address=ray_address, shared_fs=shared_fs,
     )
+    if executor != "ray" and (ray_address or shared_fs):
+        _fail("--ray-address and --shared-fs go with --executor ray")
     if real is not None:  # a bad dataset fails now, in one line, before anything trains
         from robosmith.sim2real.dataset import load_dataset
 
@@ -472,11 +480,15 @@ def run(
 
 
 @app.command()
-def resume(run: Annotated[Path, typer.Argument(help="run folder of `robosmith run`")]) -> None:
+def resume(
+    run: Annotated[Path, typer.Argument(help="run folder of `robosmith run`")],
+    ray_address: Annotated[str | None, typer.Option(
+        help="a run with --executor ray: the cluster's address now, if it changed")] = None,
+) -> None:
     """Continue a reward-design run that was killed or interrupted, from its last checkpoint."""
     from robosmith.agent.loop import RewardLoop
 
-    loop = RewardLoop.open(_agent_run(run))
+    loop = RewardLoop.open(_agent_run(run), settings_overrides={"ray_address": ray_address} if ray_address else None)
     typer.echo(f"resuming {run} (proposer: {loop.proposer.name})")
     _finish(loop, _interruptible(loop, resume=True))
 

@@ -60,6 +60,7 @@ from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import start_tracking
 from robosmith.train.ppo import TrainSettings
 
+EXECUTORS = ("local", "ray")
 THREAD = {"configurable": {"thread_id": "reward-loop"}, "recursion_limit": 10_000}
 
 
@@ -96,12 +97,18 @@ class LoopSettings:
     real_units: str | None = None
     real_calibration: str | None = None
     real_generations: int = 30  # CMA-ES generations of the fit
+    # Where candidates train: "local" processes here, or "ray" tasks on a cluster (robosmith.execution.ray_executor)
+    executor: str = "local"
+    ray_address: str | None = None  # as ray.init takes it: "auto", "ray://host:port"; None starts Ray here
+    shared_fs: bool = False  # the Ray nodes see the run folder at the same path: train in place, ship nothing
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.max_iterations < 1 or self.train_minutes <= 0:
             raise ConfigError("candidates and max_iterations must be >= 1, train_minutes > 0")
         if self.dr_iterations < 1 or self.dr_candidates < 1 or self.dr_prior_episodes < 1:
             raise ConfigError("dr_iterations, dr_candidates and dr_prior_episodes must be >= 1")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor {self.executor!r}: one of {', '.join(EXECUTORS)}")
         if self.dr and self.backend != "cpu":
             raise ConfigError(f"the randomization phase trains on the cpu backend only, not {self.backend}")
         if self.backend != "cpu":
@@ -128,6 +135,17 @@ class LoopSettings:
         # Training stops itself at train_minutes; evaluation, video and start-up come on top (an engine's
         # start-up includes compiling its kernels, or starting Isaac Sim).
         return 60.0 * self.train_minutes * 1.5 + (180.0 if self.backend == "cpu" else 600.0)
+
+
+def make_executor(settings: LoopSettings) -> Executor:
+    if settings.executor == "ray":
+        from robosmith.execution.ray_executor import RayExecutor
+
+        return RayExecutor(settings.candidate_timeout_s, settings.trainer_limits, settings.threads_per_candidate,
+                           gpus_per_candidate=0.0 if settings.backend == "cpu" else 1.0,
+                           address=settings.ray_address, shared_fs=settings.shared_fs)
+    return LocalExecutor(settings.workers, settings.candidate_timeout_s, settings.trainer_limits,
+                         settings.threads_per_candidate)
 
 
 class LoopState(TypedDict, total=False):
@@ -164,8 +182,7 @@ class RewardLoop:
         self.client = LLMClient(llm, self.files.llm_calls) if llm and llm.configured else None
         self.proposer = LLMProposer(self.client) if self.client else OfflineProposer(seed=settings.seed)
         self.templates = template_env()
-        self.executor: Executor = LocalExecutor(settings.workers, settings.candidate_timeout_s,
-                                                settings.trainer_limits, settings.threads_per_candidate)
+        self.executor = make_executor(settings)
         self.randomization = RandomizationPhase(self)
 
     # ------------------------------------------------------------------------------------------ set-up
@@ -187,12 +204,13 @@ class RewardLoop:
         return loop
 
     @staticmethod
-    def open(run_dir: Path, llm_overrides: dict | None = None) -> RewardLoop:
-        """An existing run, for resuming; the LLM key comes from the environment again, never from disk."""
+    def open(run_dir: Path, llm_overrides: dict | None = None, settings_overrides: dict | None = None) -> RewardLoop:
+        """An existing run, for resuming; the LLM key comes from the environment again, never from disk.
+        `settings_overrides` changes where it runs (a Ray cluster's new address), not what it does."""
         run = AgentRun(run_dir)
         info = json.loads(run.run_info.read_text())
         task = task_from_dict(info["task"], run.run_info)
-        settings = LoopSettings(**info["settings"])
+        settings = LoopSettings(**{**info["settings"], **(settings_overrides or {})})
         llm = None
         if info["llm"]:
             saved = {k: v for k, v in info["llm"].items() if k != "api_key"}

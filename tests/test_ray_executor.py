@@ -1,0 +1,147 @@
+"""The loop on a Ray cluster: a local cluster of two nodes on this machine (Ray's own test utility), candidates
+shipped to the nodes and back, a worker killed mid-candidate, a head killed mid-loop and resumed."""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from robosmith.agent.loop import LoopSettings, RewardLoop
+from robosmith.cli import app
+from robosmith.errors import ConfigError
+from robosmith.task import load_task
+
+from .test_agent import kill_when
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes.add_node(num_cpus=1)
+    nodes.wait_for_nodes()
+    yield nodes
+    if ray.is_initialized():
+        ray.shutdown()
+    nodes.shutdown()
+
+
+def trainers() -> dict[int, Path]:
+    """Candidate trainers running on this machine: pid -> the folder they train in."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"robosmith.execution.worker" in argv:
+            found[int(proc.name)] = Path(argv[argv.index(b"robosmith.execution.worker") + 1].decode())
+    return found
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def kill_a_ray_worker_mid_candidate(killed: list, stop: threading.Event) -> None:
+    """SIGKILL the Ray worker process that runs a candidate, once its trainer has written a metrics row."""
+    while not stop.is_set() and not killed:
+        for pid, folder in trainers().items():
+            metrics = folder / "metrics.jsonl"
+            if metrics.is_file() and metrics.read_text().strip():
+                worker = parent_of(pid)
+                os.kill(worker, signal.SIGKILL)
+                killed.append((worker, folder))
+                return
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_loop_on_two_nodes_survives_a_killed_worker(cluster, tmp_path):
+    settings = LoopSettings(candidates=2, max_iterations=1, train_minutes=0.2, num_envs=16, eval_episodes=4,
+                            video_episodes=0, dr=False, baseline=False, executor="ray", ray_address=cluster.address)
+    loop = RewardLoop.create(tmp_path / "run", load_task("so101_reach"), settings, None)
+    killed: list = []
+    stop = threading.Event()
+    killer = threading.Thread(target=kill_a_ray_worker_mid_candidate, args=(killed, stop), daemon=True)
+    killer.start()
+    try:
+        final = loop.run()
+    finally:
+        stop.set()
+        killer.join()
+        ray.shutdown()
+    assert killed, "no candidate was ever seen training"
+    assert not killed[0][1].is_relative_to(tmp_path)  # it trained in the node's own folder (shipped, not shared)
+    records = {c["id"]: c for c in final["history"]}
+    assert sorted(records) == ["0.0", "0.1"]
+    for c in records.values():
+        result = json.loads((tmp_path / "run" / c["dir"] / "result.json").read_text())
+        # The killed candidate ran again from its archive and finished; the other was never disturbed.
+        assert result["status"] == "ok", result
+        assert result["node"]["resource_limits"] and "landlock_abi" in result["node"]
+        assert (tmp_path / "run" / c["dir"] / "metrics.jsonl").read_text().strip()
+        assert (tmp_path / "run" / c["dir"] / "record.json").is_file()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["candidates_tried"] == 2
+    assert not trainers(), "a trainer outlived its Ray worker"
+
+
+@pytest.mark.slow
+def test_resume_of_a_killed_head_retrains_nothing_finished(cluster, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robosmith.cli", "run", "so101_reach", "--offline", "--out", str(run),
+           "--candidates", "2", "--iterations", "1", "--train-minutes", "0.4", "--num-envs", "16",
+           "--eval-episodes", "4", "--no-baseline", "--no-dr", "--executor", "ray", "--ray-address", cluster.address]
+    # Two candidates on two one-CPU nodes start together; kill the head a second after the first has come back.
+    results = [run / "iter_00" / f"cand_{k}" / "result.json" for k in (0, 1)]
+    assert kill_when(cmd, results[0], 300), "no candidate came back"
+    finished = {r: r.read_bytes() for r in results if r.is_file()}
+    assert finished
+    result = CliRunner().invoke(app, ["resume", str(run), "--ray-address", cluster.address])
+    ray.shutdown()
+    assert result.exit_code == 0, result.output
+    for r, content in finished.items():  # came back before the kill: not trained again
+        assert r.read_bytes() == content
+    for r in results:
+        assert json.loads(r.read_text())["status"] == "ok"
+    assert json.loads((run / "summary.json").read_text())["candidates_tried"] == 2
+
+
+def test_executor_names_are_checked():
+    with pytest.raises(ConfigError, match="executor 'slurm': one of local, ray"):
+        LoopSettings(executor="slurm")
+
+
+def test_the_node_checks_the_reward_again_and_returns_only_what_it_made(tmp_path):
+    """What the node trains is what passed the check on the node: a reward changed after the head's check (here,
+    one that imports os) is refused there, and the refusal comes back as the candidate's result."""
+    import dataclasses
+
+    from robosmith.execution.confine import TrainerLimits
+    from robosmith.execution.ray_executor import pack, train_on_node, unpack
+    from robosmith.runs import CandidateFolder, write_json
+    from robosmith.train.ppo import TrainSettings
+
+    task = load_task("so101_reach")
+    folder = CandidateFolder(tmp_path / "cand_0")
+    folder.path.mkdir()
+    folder.reward_body.write_text("import os\n" + task.reference_reward_body())
+    settings = TrainSettings.from_task(task, num_envs=8, eval_episodes=2)
+    write_json(folder.job, {"task": task.to_dict(), "settings": dataclasses.asdict(settings),
+                            "reward_file": "reward_body.py", "backend": "cpu"})
+    job = folder.job.read_bytes()
+    returned = train_on_node(str(folder.path), pack(folder.path), 60, TrainerLimits(cpu_s=60, memory_mb=4096), 1)
+    unpack(returned, folder.path)
+    result = json.loads(folder.result.read_text())
+    assert result["status"] == "violation" and "check on node" in result["reason"] and "line 1" in result["reason"]
+    assert result["node"]["host"]
+    assert folder.job.read_bytes() == job  # the node's copy of job.json does not come back
