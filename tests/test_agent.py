@@ -209,11 +209,12 @@ def _wait_for(predicate, timeout_s: float) -> bool:
     return False
 
 
-def kill_when(cmd: list[str], marker: Path, timeout_s: float) -> bool:
-    """Run a command and SIGKILL it a second after `marker` appears; False if it never did."""
+def kill_when(cmd: list[str], marker: Path, timeout_s: float, any_of: list[Path] | None = None) -> bool:
+    """Run a command and SIGKILL it a second after `marker` (or any file of `any_of`) appears; False if it
+    never did."""
     proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        seen = _wait_for(marker.is_file, timeout_s)
+        seen = _wait_for(lambda: any(m.is_file() for m in any_of or [marker]), timeout_s)
         time.sleep(1.0)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -19,6 +19,7 @@ Ray is imported only here: the local executor, the default, needs nothing of it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -85,7 +86,8 @@ class RayExecutor:
 def train_on_node(folder: str, shipped: bytes | None, timeout_s: float, limits: TrainerLimits,
                   threads: int) -> bytes | None:
     """The Ray task: check and train one candidate on this node; the folder's new files as an archive (None
-    when the run folder is shared and was written in place)."""
+    when the run folder is shared and was written in place). `folder` is the candidate's path on the head, which
+    names its folder on the node too."""
     from robosmith.execution.local import train_candidates
 
     if shipped is None:
@@ -94,7 +96,11 @@ def train_on_node(folder: str, shipped: bytes | None, timeout_s: float, limits: 
             raise FileNotFoundError(f"{folder}/job.json: not on node {socket.gethostname()} (no shared filesystem? "
                                     "run without --shared-fs)")
     else:
-        workdir = Path(tempfile.mkdtemp(prefix="robosmith-candidate-"))
+        # One folder per candidate and node: an attempt whose worker was killed leaves it behind; the retry on
+        # this node starts by clearing it.
+        workdir = Path(tempfile.gettempdir()) / "robosmith-candidates" / hashlib.sha1(folder.encode()).hexdigest()[:16]
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
         with tarfile.open(fileobj=io.BytesIO(shipped)) as archive:
             archive.extractall(workdir, filter="data")
     try:
