@@ -1,10 +1,12 @@
 """The loop on a Ray cluster: a local cluster of two nodes on this machine (Ray's own test utility), candidates
 shipped to the nodes and back, a worker killed mid-candidate, a head killed mid-loop and resumed."""
 
+import io
 import json
 import os
 import signal
 import sys
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -125,6 +127,11 @@ def test_the_node_checks_the_reward_again_and_returns_only_what_it_made(tmp_path
     write_json(folder.job, {"task": task.to_dict(), "settings": dataclasses.asdict(settings),
                             "reward_file": "reward_body.py", "backend": "cpu"})
     job = folder.job.read_bytes()
+    (folder.path / "wandb").mkdir()  # wandb's offline runs link to absolute paths: links never travel
+    (folder.path / "wandb" / "debug.log").symlink_to("/etc/hostname")
+    with tarfile.open(fileobj=io.BytesIO(pack(folder.path))) as archive:
+        names = archive.getnames()
+    assert "job.json" in names and "wandb" in names and "wandb/debug.log" not in names
     returned = train_on_node(str(folder.path), pack(folder.path), 60, TrainerLimits(cpu_s=60, memory_mb=4096), 1)
     unpack(returned, folder.path)
     result = json.loads(folder.result.read_text())

@@ -78,7 +78,11 @@ class RayExecutor:
                 })
             else:
                 if returned is not None:
-                    unpack(returned, folder)
+                    try:
+                        unpack(returned, folder)
+                    except (tarfile.TarError, OSError) as e:
+                        write_json(CandidateFolder(folder).result, {
+                            "status": "crashed", "reason": f"its folder did not come back from the node: {e}"})
             if on_done:
                 on_done(folder, json.loads(CandidateFolder(folder).result.read_text()))
 
@@ -152,18 +156,23 @@ def node_layers() -> dict:
 
 
 def pack(folder: Path, returned: bool = False) -> bytes:
-    """A candidate folder as a gzipped tar. Going out, the prior's policy folder comes along (under `_policy`,
+    """A candidate folder as a gzipped tar of its regular files and folders (links stay behind: wandb's offline
+    runs link to absolute paths on the node). Going out, the prior's policy folder comes along (under `_policy`,
     without videos); coming back, only what the node made (not job.json, not the shipped policy)."""
+    def plain(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return member if member.isfile() or member.isdir() else None
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for path in sorted(folder.iterdir()):
             if returned and path.name in NOT_RETURNED:
                 continue
-            archive.add(path, arcname=path.name)
+            archive.add(path, arcname=path.name, filter=plain)
         if not returned:
             policy = json.loads(CandidateFolder(folder).job.read_text()).get("policy")
             if policy:
-                archive.add(policy, arcname=SHIPPED_POLICY, filter=lambda m: None if m.name.endswith(".mp4") else m)
+                archive.add(policy, arcname=SHIPPED_POLICY,
+                            filter=lambda m: None if m.name.endswith(".mp4") else plain(m))
     return buffer.getvalue()
 
 
