@@ -6,10 +6,12 @@ Errors a user can fix derive from `robosmith.errors.RobosmithError`; they are ca
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -491,6 +493,30 @@ def resume(
     loop = RewardLoop.open(_agent_run(run), settings_overrides={"ray_address": ray_address} if ray_address else None)
     typer.echo(f"resuming {run} (proposer: {loop.proposer.name})")
     _finish(loop, _interruptible(loop, resume=True))
+
+
+@app.command()
+def status(
+    run: Annotated[Path, typer.Argument(help="run folder of `robosmith run`")],
+    watch: Annotated[bool, typer.Option(help="refresh every 2 s until the run stops (Ctrl-C to leave)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
+    """Where a reward-design run stands: every candidate, where it runs, its progress, the best so far. Read from
+    the run folder: works while the run trains (any executor), after it, and after a kill."""
+    from rich.console import Console
+
+    from robosmith.agent.status import REFRESH_S, live_status, run_status, status_table
+
+    _agent_run(run)
+    if as_json:
+        typer.echo(json.dumps(run_status(run), indent=2))
+        return
+    if watch:
+        with contextlib.suppress(KeyboardInterrupt), live_status(run):
+            while run_status(run)["state"].startswith("running"):
+                time.sleep(REFRESH_S)
+    console = Console()
+    Console(width=max(console.width, 150)).print(status_table(run_status(run)))  # a pipe is 80 wide: too narrow
 
 
 def _agent_run(run: Path) -> Path:

@@ -62,6 +62,7 @@ class CandidateFolder(TrainingRun):
     result = _File("result.json")  # how the candidate's training ended
     record = _File("record.json")  # kept or dropped, and why
     traceback = _File("traceback.txt")
+    live = _File("live.json")  # a candidate on a remote node: its last metrics row, sent back while it trains
     randomization = _File("randomization.yaml")  # a randomization candidate's ranges (the --dr file schema)
 
 
@@ -74,6 +75,7 @@ class AgentRun(_Folder):
     llm_calls = _File("llm_calls.jsonl")
     summary = _File("summary.json")
     report = _File("report.html")
+    head = _File("head.json")  # which process runs the loop, and whether it ended (robosmith status)
 
     @staticmethod
     def candidate_dir(iteration: int, k: int) -> str:
@@ -133,6 +135,22 @@ def read_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             break
     return rows
+
+
+def last_metrics_row(path: Path) -> dict | None:
+    """The last complete row of a metrics.jsonl that may be being written (read from its end)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 65536))
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None
 
 
 def reward_body_from(source: Path) -> str:

@@ -46,6 +46,7 @@ from robosmith.agent.proposers import (
 from robosmith.agent.randomization import RandomizationPhase
 from robosmith.agent.real import read_the_gap
 from robosmith.agent.reflect import candidate_stats, reflection_text
+from robosmith.agent.status import live_status, mark_ended, mark_head
 from robosmith.engines.export import ExportOptions, export_package, package_name, task_info, template_env
 from robosmith.engines.launch import engine_command
 from robosmith.errors import ConfigError
@@ -305,10 +306,11 @@ class RewardLoop:
 
     def train(self, state: LoopState) -> dict:
         folders = [self.folder(c) for c in state["candidates"] if c["status"] == "valid"]
-        self.executor.run(
-            folders, on_done=lambda folder, result: print(f"  {folder.relative_to(self.run_dir.resolve())}: "
-                                                          f"{_outcome(result)}"),
-        )
+        with live_status(self.run_dir):
+            self.executor.run(
+                folders, on_done=lambda folder, result: print(f"  {folder.relative_to(self.run_dir.resolve())}: "
+                                                              f"{_outcome(result)}"),
+            )
         out = []
         for c in state["candidates"]:
             c = dict(c)
@@ -454,6 +456,7 @@ class RewardLoop:
 
     def run(self, resume: bool = False, decision: dict | None = None) -> LoopState:
         """Run (or continue) the graph until it ends or pauses for review; returns the state then."""
+        mark_head(self.run_dir)
         conn = sqlite3.connect(self.files.graph, check_same_thread=False)
         try:
             app = self.graph(SqliteSaver(conn))
@@ -471,6 +474,7 @@ class RewardLoop:
         finally:
             conn.close()
         self.write_summary(final)
+        mark_ended(self.run_dir, "paused for review" if final["paused_for_review"] else "finished")
         return final
 
     @staticmethod

@@ -284,11 +284,13 @@ class RandomizationPhase:
         return {"dr_candidates": out}
 
     def dr_train(self, state: dict) -> dict:
+        from robosmith.agent.status import live_status
         from robosmith.runs import CandidateFolder
 
         folders = [self.loop.run_dir / c["dir"] for c in state["dr_candidates"] if c["status"] == "valid"]
-        self.loop.executor.run(folders, on_done=lambda folder, result: print(
-            f"  {folder.relative_to(self.loop.run_dir.resolve())}: {_robust_outcome(result)}"))
+        with live_status(self.loop.run_dir):
+            self.loop.executor.run(folders, on_done=lambda folder, result: print(
+                f"  {folder.relative_to(self.loop.run_dir.resolve())}: {_robust_outcome(result)}"))
         out = []
         for c in state["dr_candidates"]:
             c = dict(c)

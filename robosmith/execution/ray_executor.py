@@ -19,6 +19,7 @@ Ray is imported only here: the local executor, the default, needs nothing of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -28,15 +29,17 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from robosmith.execution.confine import TrainerLimits, landlock_abi
 from robosmith.execution.executor import OnDone
-from robosmith.runs import CandidateFolder, write_json
+from robosmith.runs import CandidateFolder, last_metrics_row, write_json
 
 SHIPPED_POLICY = "_policy"  # where the prior's policy folder lands inside the shipped archive
 NOT_RETURNED = {CandidateFolder.job, SHIPPED_POLICY}  # the head has these already
+REPORT_EVERY_S = 2.0  # how often a node sends a training candidate's last metrics row to the head
 
 
 @dataclass
@@ -55,6 +58,7 @@ class RayExecutor:
 
     def run(self, folders: list[Path], on_done: OnDone | None = None) -> None:
         import ray
+        from ray.util.queue import Queue
 
         if not ray.is_initialized():
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
@@ -62,12 +66,29 @@ class RayExecutor:
             num_cpus=self.threads_per_candidate, num_gpus=self.gpus_per_candidate, max_retries=self.retries,
             retry_exceptions=False,
         )
+        progress = Queue(actor_options={"num_cpus": 0})  # the trainers' last metrics rows, while they train
         refs = {}
         for folder in (f.resolve() for f in folders if not CandidateFolder(f).result.is_file()):
             shipped = None if self.shared_fs else pack(folder)
-            refs[remote.remote(str(folder), shipped, self.timeout_s, self.limits, self.threads_per_candidate)] = folder
+            refs[remote.remote(str(folder), shipped, self.timeout_s, self.limits, self.threads_per_candidate,
+                               progress)] = folder
+        try:
+            self._wait(refs, progress, on_done)
+        finally:
+            ray.kill(progress.actor)
+
+    def _wait(self, refs: dict, progress, on_done: OnDone | None) -> None:
+        import ray
+
         while refs:
-            (ref,), _ = ray.wait(list(refs), num_returns=1)
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=REPORT_EVERY_S)
+            for item in progress.get_nowait_batch(progress.qsize()) if progress.qsize() else []:
+                folder = CandidateFolder(Path(item["folder"]))
+                if not folder.result.is_file():
+                    write_json(folder.live, {**item["row"], "node": item["node"]})
+            if not ready:
+                continue
+            ref = ready[0]
             folder = refs.pop(ref)
             try:
                 returned = ray.get(ref)
@@ -88,7 +109,7 @@ class RayExecutor:
 
 
 def train_on_node(folder: str, shipped: bytes | None, timeout_s: float, limits: TrainerLimits,
-                  threads: int) -> bytes | None:
+                  threads: int, progress=None) -> bytes | None:
     """The Ray task: check and train one candidate on this node; the folder's new files as an archive (None
     when the run folder is shared and was written in place). `folder` is the candidate's path on the head, which
     names its folder on the node too."""
@@ -117,13 +138,40 @@ def train_on_node(folder: str, shipped: bytes | None, timeout_s: float, limits: 
             write_json(candidate.result, {"status": "violation", "reason": rejected})
         else:
             candidate.result.unlink(missing_ok=True)
-            train_candidates([workdir], 1, timeout_s, limits, threads)
+            with reporting(candidate, folder, progress):
+                train_candidates([workdir], 1, timeout_s, limits, threads)
         result = json.loads(candidate.result.read_text())
         write_json(candidate.result, {**result, "node": node_layers()})
         return None if shipped is None else pack(workdir, returned=True)
     finally:
         if shipped is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def reporting(candidate: CandidateFolder, folder: str, progress):
+    """While the block runs, send the trainer's newest metrics row to the head every few seconds."""
+    if progress is None:
+        yield
+        return
+    stop, host = threading.Event(), socket.gethostname()
+
+    def send() -> None:
+        sent = None
+        while not stop.wait(REPORT_EVERY_S):
+            row = last_metrics_row(candidate.metrics)
+            if row is not None and row != sent:
+                with contextlib.suppress(Exception):  # progress is a convenience: training never waits on it
+                    progress.put_nowait({"folder": folder, "row": row, "node": host})
+                    sent = row
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def recheck_reward(workdir: Path, job: dict) -> str:
