@@ -90,9 +90,14 @@ def test_loop_on_two_nodes_survives_a_killed_worker_and_a_killed_head(cluster, t
     assert not killed[0][1].is_relative_to(tmp_path)  # it trained in the node's own folder (shipped, not shared)
     finished = {r: r.read_bytes() for r in results if r.is_file()}
     assert finished and len(finished) < 3
+    status = json.loads(CliRunner().invoke(app, ["status", str(run), "--json"]).output)
+    assert status["state"] == "stopped" and status["executor"] == "ray"
+    assert "interrupted" in [c["status"] for c in status["candidates"]]
     result = CliRunner().invoke(app, ["resume", str(run), "--ray-address", cluster.address])
     ray.shutdown()
     assert result.exit_code == 0, result.output
+    status = json.loads(CliRunner().invoke(app, ["status", str(run), "--json"]).output)
+    assert status["state"] == "finished" and [c["status"] for c in status["candidates"]] == ["ok"] * 3
     for r, content in finished.items():  # came back before the kill: not trained again
         assert r.read_bytes() == content
     for r in results:  # the killed worker's candidate ran again from its archive and finished
@@ -100,6 +105,8 @@ def test_loop_on_two_nodes_survives_a_killed_worker_and_a_killed_head(cluster, t
         assert record["status"] == "ok", record
         assert record["node"]["resource_limits"] and "landlock_abi" in record["node"]
         assert (r.parent / "metrics.jsonl").read_text().strip() and (r.parent / "record.json").is_file()
+        # While it trained on the node, its progress came back to the head.
+        assert json.loads((r.parent / "live.json").read_text())["node"] == record["node"]["host"]
     assert json.loads((run / "summary.json").read_text())["candidates_tried"] == 3
     assert not trainers(), "a trainer outlived its Ray worker or its head"
 
