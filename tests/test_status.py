@@ -41,6 +41,7 @@ def test_status_while_running_after_a_kill_and_when_finished(tmp_path):
     assert [rows[f"iter_00/cand_{k}"]["status"] for k in range(4)] == ["ok", "training", "queued", "checking"]
     training = rows["iter_00/cand_1"]
     assert training["env_steps"] == 1024 and training["remaining_s"] == 240.0 and training["train_success"] == 0.2
+    assert training["where"] == "local" and rows["iter_00/cand_3"]["where"] == ""
     assert rows["iter_00/cand_0"]["env_steps"] == 2_100_000 and rows["iter_00/cand_0"]["remaining_s"] is None
 
     # The head is killed: another process's pid (its own start time) that has exited.

@@ -55,15 +55,13 @@ def head_state(run_dir: Path) -> str:
     return "running" if alive else "stopped"
 
 
-def candidate_status(run_dir: Path, rel: str, head: str) -> dict:
+def candidate_status(run_dir: Path, rel: str, head: str, executor: str = "local") -> dict:
     folder = CandidateFolder(run_dir / rel)
-    job, result, record = _read(folder.job), _read(folder.result), _read(folder.record)
-    row = last_metrics_row(folder.metrics) or _read(folder.live) or {}
-    where = "local"
-    if result and result.get("node"):
-        where = result["node"]["host"]
-    elif row.get("node"):
-        where = row["node"]
+    job, result, record, live = _read(folder.job), _read(folder.result), _read(folder.record), _read(folder.live)
+    row = last_metrics_row(folder.metrics) or live or {}
+    # A Ray candidate's node is known once it reports (live.json) or returns (result.json).
+    where = ((result or {}).get("node") or {}).get("host") or (live or {}).get("node")
+    where = where or ("local" if executor == "local" else "")
     minutes = ((job or {}).get("settings") or {}).get("max_minutes")
     elapsed = row.get("wall_s")
     if result:
@@ -93,12 +91,12 @@ def run_status(run_dir: Path) -> dict:
     head = head_state(run_dir)
     rels = [str(p.relative_to(run_dir)) for pattern in ("iter_*/cand_*", "dr_*/cand_*")
             for p in sorted(run_dir.glob(pattern)) if p.is_dir()]
-    candidates = [candidate_status(run_dir, rel, head) for rel in rels]
+    executor = info.get("settings", {}).get("executor", "local")
+    candidates = [candidate_status(run_dir, rel, head, executor) for rel in rels]
     done = [c for c in candidates if c["eval_success"] is not None and c["status"] == "ok"]
     best = max(done, key=lambda c: c["eval_success"], default=None)
-    settings = info.get("settings", {})
     return {"run": str(run_dir), "task": (info.get("task") or {}).get("name"), "state": head,
-            "executor": settings.get("executor", "local"), "candidates": candidates,
+            "executor": executor, "candidates": candidates,
             "best": {"id": best["id"], "success_rate": best["eval_success"]} if best else None}
 
 
