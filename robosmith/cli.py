@@ -102,8 +102,9 @@ def train(
     dr: Annotated[Path | None, typer.Option(help="randomization file (the schema of a task's domain_randomization) "
                                             "to train with instead of the task's")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    algo: Annotated[str, typer.Option(help="ppo (rsl-rl) or sac (skrl)")] = "ppo",
 ) -> None:
-    """Train a policy with PPO, then evaluate it and record a video."""
+    """Train a policy with PPO (or SAC), then evaluate it and record a video."""
     from robosmith.runs import new_run_dir
     from robosmith.task import load_task
     from robosmith.train.evaluate import evaluate_run
@@ -113,7 +114,7 @@ def train(
     spec = _with_randomization(_with_robot_params(load_task(task), robot_params), dr, randomize)
     settings = TrainSettings.from_task(
         spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,
-        eval_episodes=eval_episodes, randomize=randomize,
+        eval_episodes=eval_episodes, randomize=randomize, algo=algo,
     )
     body = _checked_reward(reward, spec)
     run_dir = out if out else new_run_dir(spec.name)
@@ -420,6 +421,7 @@ def run(
         help="LeRobot dataset of the real arm: read its gap, fit the arm, train on the fitted arm")] = None,
     real_units: Annotated[str | None, typer.Option(help="with --real: degrees or range")] = None,
     real_calibration: Annotated[Path | None, typer.Option(help="with --real: the arm's calibration file")] = None,
+    algo: Annotated[str, typer.Option(help="how candidates train on the cpu backend: ppo or sac")] = "ppo",
     executor: Annotated[str, typer.Option(help="where candidates train: local (processes here) or ray")] = "local",
     ray_address: Annotated[str | None, typer.Option(
         help="with --executor ray: auto, ray://host:port, or none to start Ray on this machine")] = None,
@@ -452,7 +454,7 @@ def run(
         dr=dr, dr_iterations=dr_iterations, dr_candidates=dr_candidates, baseline=baseline,
         real_dataset=str(real.resolve()) if real else None, real_units=real_units,
         real_calibration=str(real_calibration.resolve()) if real_calibration else None,
-        executor=executor, ray_address=ray_address, shared_fs=shared_fs,
+        executor=executor, ray_address=ray_address, shared_fs=shared_fs, algo=algo,
     )
     if executor != "ray" and (ray_address or shared_fs):
         _fail("--ray-address and --shared-fs go with --executor ray")

@@ -59,7 +59,7 @@ from robosmith.reward.check import RewardRejected
 from robosmith.runs import AgentRun, CandidateFolder, write_json
 from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import start_tracking
-from robosmith.train.ppo import TrainSettings
+from robosmith.train.ppo import ALGOS, TrainSettings
 
 EXECUTORS = ("local", "ray")
 THREAD = {"configurable": {"thread_id": "reward-loop"}, "recursion_limit": 10_000}
@@ -70,7 +70,8 @@ class LoopSettings:
     candidates: int = 4  # reward candidates per iteration
     max_iterations: int = 3
     train_minutes: float = 5.0  # per candidate
-    num_envs: int | None = None  # per candidate; default: the task's
+    num_envs: int | None = None  # per candidate; default: the task's (for the algorithm)
+    algo: str = "ppo"  # how candidates train on the cpu backend: ppo or sac
     parallel: int = 0  # candidates training at once; 0: one per CPU core
     threads_per_candidate: int = 1
     max_hours: float | None = None  # wall-clock limit of the whole loop
@@ -110,6 +111,10 @@ class LoopSettings:
             raise ConfigError("dr_iterations, dr_candidates and dr_prior_episodes must be >= 1")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor {self.executor!r}: one of {', '.join(EXECUTORS)}")
+        if self.algo not in ALGOS:
+            raise ConfigError(f"algo {self.algo!r}: one of {', '.join(ALGOS)}")
+        if self.algo != "ppo" and self.backend != "cpu":
+            raise ConfigError(f"--algo {self.algo}: the {self.backend} packages train with PPO")
         if self.dr and self.backend != "cpu":
             raise ConfigError(f"the randomization phase trains on the cpu backend only, not {self.backend}")
         if self.backend != "cpu":
@@ -268,6 +273,7 @@ class RewardLoop:
             self.task, max_minutes=self.settings.train_minutes, num_envs=self.settings.num_envs,
             seed=self.settings.seed, eval_episodes=self.settings.eval_episodes, max_iterations=100_000,
             randomize=False,  # rewards are designed in the nominal world; randomization comes after (DrEureka)
+            algo=self.settings.algo,
         )
         settings.video_episodes = self.settings.video_episodes
         out = []

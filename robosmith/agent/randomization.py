@@ -255,7 +255,7 @@ class RandomizationPhase:
         settings = TrainSettings.from_task(
             self.task, max_minutes=self.loop.settings.train_minutes, num_envs=self.loop.settings.num_envs,
             seed=self.loop.settings.seed, eval_episodes=self.loop.settings.eval_episodes, max_iterations=100_000,
-            randomize=True)
+            randomize=True, algo=self.loop.settings.algo)
         settings.video_episodes = self.loop.settings.video_episodes
         variants = [{"name": v.name, "params": v.params} for v in self.variants()]
         out = []

@@ -23,7 +23,16 @@ from robosmith.reward.check import RewardRejected
 from robosmith.reward.load import SuccessFn, load_reward, load_success
 from robosmith.reward.terms import RewardTerm, terms_to_body
 from robosmith.robot.params import PARAMS, ParamError, RobotParams, check_params, param, read_yaml
-from robosmith.task.spec import DRParam, PPOConfig, ResetConfig, SafetyLimits, SceneConfig, TaskSpec, TrainDefaults
+from robosmith.task.spec import (
+    DRParam,
+    PPOConfig,
+    ResetConfig,
+    SACConfig,
+    SafetyLimits,
+    SceneConfig,
+    TaskSpec,
+    TrainDefaults,
+)
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 
@@ -246,9 +255,10 @@ class _Parser:
     def train_defaults(self, raw: Any) -> TrainDefaults:
         raw = dict(raw or {})
         ppo = self.dataclass_from(PPOConfig, raw.pop("ppo", None), "train.ppo")
+        sac = self.dataclass_from(SACConfig, raw.pop("sac", None), "train.sac")
         if "hidden_dims" in raw and isinstance(raw["hidden_dims"], list):
             raw["hidden_dims"] = tuple(raw["hidden_dims"])
-        return self.dataclass_from(TrainDefaults, raw, "train", ppo=ppo)
+        return self.dataclass_from(TrainDefaults, raw, "train", ppo=ppo, sac=sac)
 
     def check_expressions(self, spec: TaskSpec) -> None:
         """Evaluate success and reward on a state of the right shapes: typos surface now, not mid-training."""

@@ -134,6 +134,27 @@ class SafetyLimits:
 
 
 @dataclass
+class SACConfig:
+    """skrl SAC hyper-parameters (`robosmith train --algo sac`): off-policy, so fewer environments than PPO and one
+    gradient step per control step of all of them."""
+
+    num_envs: int = 64
+    hidden_dims: tuple[int, ...] = (128, 128)
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    gamma: float = 0.98
+    polyak: float = 0.005
+    replay_size: int = 1_000_000  # transitions, all environments together
+    learning_starts: int = 50  # control steps (of all environments at once) before the first update
+    gradient_steps: int = 1  # per control step of all environments
+    initial_entropy: float = 0.1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden_dims, list):
+            self.hidden_dims = tuple(self.hidden_dims)
+
+
+@dataclass
 class TrainDefaults:
     num_envs: int = 256
     steps_per_iteration: int = 24  # control steps each environment collects per PPO update
@@ -144,6 +165,7 @@ class TrainDefaults:
     eval_episodes: int = 100
     seed: int = 0
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
 
 
 @dataclass

@@ -75,7 +75,7 @@ def missing_fields(spec: PolicySpec, state: SimState) -> list[str]:
 
 
 class RLPolicy:
-    """The actor of a PPO run (`robosmith train`, a candidate of the loop): deterministic, its mean action."""
+    """The actor of a PPO or SAC run (`robosmith train`, a candidate of the loop): deterministic, its mean action."""
 
     def __init__(self, run_dir: Path, task: TaskSpec | None = None) -> None:
         from robosmith.train.ppo import build_actor, load_run
@@ -88,8 +88,14 @@ class RLPolicy:
         self.spec = PolicySpec("rl", saved_task.name, saved_task.description, saved_task.observations,
                                saved_task.control_hz)
         self.iteration, self.env_steps = checkpoint["iteration"], checkpoint["env_steps"]
-        sizes = TensorDict({"policy": torch.zeros(1, observation_size(saved_task.observations))}, batch_size=[1])
-        self.actor = build_actor(sizes, 6, cfg, checkpoint["actor_state_dict"])
+        size = observation_size(saved_task.observations)
+        if "sac" in checkpoint:
+            from robosmith.train.sac import build_sac_actor
+
+            self.actor = build_sac_actor(size, cfg, checkpoint)
+        else:
+            sizes = TensorDict({"policy": torch.zeros(1, size)}, batch_size=[1])
+            self.actor = build_actor(sizes, 6, cfg, checkpoint["actor_state_dict"])
 
     def reset(self, env_ids: torch.Tensor | None = None) -> None:
         pass  # an MLP keeps no memory between steps
@@ -119,7 +125,7 @@ def load_policy(path: Path, task: TaskSpec) -> Policy:
     run = TrainingRun(path)
     if run.config.is_file() and not run.residual.is_file():
         config = json.loads(run.config.read_text())
-        if "rsl_rl" in config:
+        if "rsl_rl" in config or "sac" in config:
             return RLPolicy(path, task)
     for loader in _loaders():
         policy = loader(path, task)

@@ -34,6 +34,7 @@ from robosmith.tracking import start_tracking
 from robosmith.train.env import TaskEnv
 
 CHECKPOINT_EVERY_S = 60.0
+ALGOS = ("ppo", "sac")
 
 
 @dataclass
@@ -50,17 +51,22 @@ class TrainSettings:
     # Sample the task's domain_randomization per environment at every reset (`robosmith train` does by default;
     # settings saved before randomization existed mean the nominal world).
     randomize: bool = False
+    algo: str = "ppo"  # or "sac" (robosmith.train.sac): the same run folder, metrics, checkpoints and policy
 
     @staticmethod
-    def from_task(task: TaskSpec, **overrides: float | int | None) -> TrainSettings:
+    def from_task(task: TaskSpec, **overrides: float | int | str | None) -> TrainSettings:
         t = task.train
+        algo = overrides.pop("algo", None) or "ppo"
+        if algo not in ALGOS:
+            raise ConfigError(f"algo {algo!r}: one of {', '.join(ALGOS)}")
         settings = TrainSettings(
-            num_envs=t.num_envs,
+            num_envs=t.sac.num_envs if algo == "sac" else t.num_envs,
             steps_per_iteration=t.steps_per_iteration,
             max_iterations=t.max_iterations,
             max_minutes=t.max_minutes,
             seed=t.seed,
             eval_episodes=t.eval_episodes,
+            algo=algo,
         )
         for key, value in overrides.items():
             if value is not None:
@@ -121,13 +127,21 @@ def train(
     stagger: bool = True,
     init_policy: Callable[[PPO], None] | None = None,
 ) -> dict:
-    """Train a policy for `task` with `reward_body`; returns the final metrics row.
+    """Train a policy for `task` with `reward_body`; returns the final metrics row. `settings.algo` "sac" trains
+    with SAC instead (robosmith.train.sac), into the same kind of run folder.
 
     `reward_loader` turns the body into a function (the one checked loader unless a test says otherwise).
     `make_env` wraps the task's environment (finetuning a BC policy trains a residual on top of it);
     `stagger=False` keeps all episodes in lockstep instead of spreading their starts (a BC policy's action
     queue is shared by all environments). `init_policy` may change the freshly built networks.
     """
+    if settings.algo == "sac":
+        if make_env is not None or init_policy is not None:
+            raise ConfigError("a residual on a BC policy trains with PPO only")
+        from robosmith.train.sac import train_sac
+
+        return train_sac(task, reward_body, run_dir, settings, progress, reward_loader, threads, tracking_group,
+                         stagger)
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(settings.seed)
@@ -209,7 +223,7 @@ def save_checkpoint(run_dir: Path, ppo: PPO, cfg: dict, iteration: int, env_step
 
 
 def load_run(run_dir: Path) -> tuple[TaskSpec, str, dict, dict]:
-    """(task, reward body, rsl-rl config, checkpoint) of a finished or interrupted run."""
+    """(task, reward body, rsl-rl or SAC config, checkpoint) of a finished or interrupted run."""
     run = TrainingRun(run_dir)
     ckpt_path = run.checkpoint
     if not ckpt_path.is_file():
@@ -218,4 +232,4 @@ def load_run(run_dir: Path) -> tuple[TaskSpec, str, dict, dict]:
     task = task_from_dict(config["task"], run.config)
     reward_body = (run_dir / config["reward_file"]).read_text()
     checkpoint = torch.load(ckpt_path, weights_only=False, map_location="cpu")
-    return task, reward_body, checkpoint["rsl_rl"], checkpoint
+    return task, reward_body, checkpoint.get("rsl_rl") or checkpoint["sac"], checkpoint
