@@ -134,13 +134,18 @@ def eval_(
     video_episodes: Annotated[int, typer.Option(help="episodes shown in eval.mp4")] = 4,
     seed: Annotated[int, typer.Option()] = 12345,
     progress: Annotated[bool, typer.Option()] = True,
+    robot_params: Annotated[Path | None, typer.Option(help="robot-params file (YAML: registry name -> value)")]
+    = None,
 ) -> None:
     """Evaluate a run's latest checkpoint: success rate with a 95% interval, and a video."""
+    from robosmith.robot.params import load_params_file
     from robosmith.runs import resolve_run
     from robosmith.train.evaluate import evaluate_run
 
     run_dir = resolve_run(run)
-    result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress)
+    params = load_params_file(robot_params) if robot_params else None
+    result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress,
+                          robot_params=params)
     _print_eval(run_dir, result)
 
 
@@ -156,6 +161,8 @@ def robustness(
     out: Annotated[Path | None, typer.Option(help="heat map (default: <first run>/robustness.png)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print robustness.json instead of the table")] = False,
     progress: Annotated[bool, typer.Option()] = True,
+    robot_params: Annotated[Path | None, typer.Option(
+        help="robot-params file: the world every variant starts from (the arm as identified)")] = None,
 ) -> None:
     """Success of each policy in each variant of the world: a table, robustness.json per policy, a heat map."""
     from robosmith.runs import TrainingRun
@@ -170,7 +177,7 @@ def robustness(
     from robosmith.train.policy import load_policy
 
     folders = [_policy_folder(r) for r in runs]
-    spec = _policy_task(folders[0], task)
+    spec = _with_robot_params(_policy_task(folders[0], task), robot_params)
     variants_file = variants or suite_path(spec, suite)
     chosen = load_variants(variants_file, spec)
     if episodes < 1:
@@ -422,6 +429,8 @@ def run(
     real_units: Annotated[str | None, typer.Option(help="with --real: degrees or range")] = None,
     real_calibration: Annotated[Path | None, typer.Option(help="with --real: the arm's calibration file")] = None,
     algo: Annotated[str, typer.Option(help="how candidates train on the cpu backend: ppo or sac")] = "ppo",
+    robot_params: Annotated[Path | None, typer.Option(
+        help="robot-params file: candidates train on the arm as identified (robosmith sysid)")] = None,
     executor: Annotated[str, typer.Option(help="where candidates train: local (processes here) or ray")] = "local",
     ray_address: Annotated[str | None, typer.Option(
         help="with --executor ray: auto, ray://host:port, or none to start Ray on this machine")] = None,
@@ -465,6 +474,7 @@ def run(
     staging = out if out else new_run_dir("run")
     client = LLMClient(llm, AgentRun(staging).llm_calls) if llm else None
     choice = choose_task(task, client)
+    choice = dataclasses.replace(choice, spec=_with_robot_params(choice.spec, robot_params))
     typer.echo(f"task: {choice.spec.name} ({choice.how}: {choice.why})")
     if choice.spec.params:
         typer.echo("parameters: " + ", ".join(f"{k}={v:g}" for k, v in choice.spec.params.items()))
@@ -693,6 +703,8 @@ def export(
     isaaclab_version: Annotated[str, typer.Option(help="Isaac Lab the package is for: 2.3 or 3.0")] = "3.0",
     randomize: Annotated[bool, typer.Option(help="add the task's domain randomization as reset events")] = False,
     check: Annotated[bool, typer.Option(help="check every engine name it uses against the engine's wheel")] = True,
+    robot_params: Annotated[Path | None, typer.Option(help="robot-params file (YAML: registry name -> value)")]
+    = None,
 ) -> None:
     """Write a task package for mjlab or Isaac Lab: env config, registration, rsl-rl config, the same reward."""
     from robosmith.engines.export import ExportOptions, export_package, export_source
@@ -700,6 +712,7 @@ def export(
 
     options = ExportOptions(target, isaaclab_version, randomize)
     task, body, label = export_source(source, candidate)
+    task = _with_robot_params(task, robot_params)
     try:
         check_static(body)
     except RewardRejected as e:

@@ -103,3 +103,23 @@ def test_cli_train_takes_a_robot_params_file(tmp_path):
     params.write_text("cube_mass: 0.05\n")
     result = CliRunner().invoke(app, ["train", "so101_reach", "--robot-params", str(params), "--out", str(run)])
     assert result.exit_code == 2 and "cube_mass: so101_reach has no cube" in result.output
+
+    # The other commands that take one: eval, robustness and export on that arm, the loop training on it.
+    params.write_text("actuator_kp: 7.5\n")
+    result = CliRunner().invoke(app, ["eval", str(run), "--robot-params", str(params), "--episodes", "2",
+                                      "--video-episodes", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "eval.json").read_text())["robot_params"] == {"actuator_kp": 7.5}
+    variants = tmp_path / "variants.yaml"
+    variants.write_text("- {name: nominal, params: {}}\n")
+    result = CliRunner().invoke(app, ["robustness", str(run), "--variants", str(variants), "--episodes", "2",
+                                      "--robot-params", str(params), "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["export", "so101_reach", "--target", "mjlab", "--out", str(tmp_path / "pkg"),
+                                      "--no-check", "--robot-params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "7.5" in "".join(f.read_text() for f in (tmp_path / "pkg").rglob("*.py"))
+    result = CliRunner().invoke(app, ["run", "so101_reach", "--offline", "--dry-run", "--out", str(tmp_path / "loop"),
+                                      "--robot-params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "actuator_kp: 7.5" in (tmp_path / "loop" / "task.yaml").read_text()

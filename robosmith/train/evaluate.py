@@ -17,7 +17,7 @@ from robosmith.contract.metrics import eval_result, wilson_interval
 from robosmith.reward.load import load_reward
 from robosmith.runs import RunError, TrainingRun, write_json
 from robosmith.sim.render import SceneRenderer, write_video
-from robosmith.task.spec import TaskSpec
+from robosmith.task.spec import TaskSpec, with_robot_params
 from robosmith.train.env import TaskEnv
 from robosmith.train.policy import Policy, RLPolicy, load_policy
 
@@ -25,14 +25,18 @@ __all__ = ["evaluate", "evaluate_policy", "evaluate_run", "play_episodes", "wils
 
 
 def evaluate_run(run_dir: Path, episodes: int = 100, video_episodes: int = 4, seed: int = 12345,
-                 progress: bool = True, threads: int = 0) -> dict:
-    """Roll the run's deterministic policy out for `episodes` fresh episodes; writes eval.json and eval.mp4."""
+                 progress: bool = True, threads: int = 0, robot_params: dict | None = None) -> dict:
+    """Roll the run's deterministic policy out for `episodes` fresh episodes; writes eval.json and eval.mp4.
+    `robot_params` (registry name -> value) evaluates on that arm instead of the one the run trained on."""
     if TrainingRun(run_dir).residual.is_file():  # a finetune folder: the residual needs its BC policy
         raise RunError(f"{run_dir}: a finetuned BC policy; evaluate it with `robosmith bc eval`")
     policy = RLPolicy(run_dir)
-    result = evaluate(policy, policy.task, run_dir, episodes, seed, video_episodes, progress, threads,
+    task = with_robot_params(policy.task, robot_params) if robot_params else policy.task
+    result = evaluate(policy, task, run_dir, episodes, seed, video_episodes, progress, threads,
                       reward_body=policy.reward_body)
     result.update(iteration=policy.iteration, env_steps=policy.env_steps, seed=seed)
+    if robot_params:
+        result["robot_params"] = robot_params
     write_json(TrainingRun(run_dir).evaluation, result)
     return result
 
