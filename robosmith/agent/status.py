@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from robosmith.execution.executor import every
 from robosmith.runs import AgentRun, CandidateFolder, last_metrics_row, write_json
 
 REFRESH_S = 2.0
@@ -126,20 +126,9 @@ def live_status(run_dir: Path, console: Console | None = None):
     if not console.is_terminal:
         yield
         return
-    stop = threading.Event()
-    with Live(status_table(run_status(run_dir)), console=console, refresh_per_second=1, transient=True) as live:
-        def refresh() -> None:
-            while not stop.wait(REFRESH_S):
-                with contextlib.suppress(Exception):  # a half-written file is read again next time
-                    live.update(status_table(run_status(run_dir)))
-
-        thread = threading.Thread(target=refresh, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+    with Live(status_table(run_status(run_dir)), console=console, refresh_per_second=1, transient=True) as live, \
+            every(REFRESH_S, lambda: live.update(status_table(run_status(run_dir)))):
+        yield
 
 
 def _fmt(value, pattern: str) -> str:

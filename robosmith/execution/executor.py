@@ -8,7 +8,9 @@ reads the folders afterwards; nothing comes back through the call itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -19,3 +21,23 @@ class Executor(Protocol):
     name: str
 
     def run(self, folders: list[Path], on_done: OnDone | None = None) -> None: ...
+
+
+@contextlib.contextmanager
+def every(period_s: float, fn: Callable[[], None]) -> Iterator[None]:
+    """Call `fn` every `period_s` seconds from a background thread while the block runs. What `fn` does is a
+    convenience (progress shown or sent): its errors are skipped and it is tried again next time."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(period_s):
+            with contextlib.suppress(Exception):
+                fn()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

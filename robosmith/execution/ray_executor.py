@@ -29,12 +29,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from robosmith.execution.confine import TrainerLimits, landlock_abi
-from robosmith.execution.executor import OnDone
+from robosmith.execution.executor import OnDone, every
 from robosmith.runs import CandidateFolder, last_metrics_row, write_json
 
 SHIPPED_POLICY = "_policy"  # where the prior's policy folder lands inside the shipped archive
@@ -148,30 +147,19 @@ def train_on_node(folder: str, shipped: bytes | None, timeout_s: float, limits: 
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def reporting(candidate: CandidateFolder, folder: str, progress):
+def reporting(candidate: CandidateFolder, folder: str, progress) -> contextlib.AbstractContextManager:
     """While the block runs, send the trainer's newest metrics row to the head every few seconds."""
     if progress is None:
-        yield
-        return
-    stop, host = threading.Event(), socket.gethostname()
+        return contextlib.nullcontext()
+    host, sent = socket.gethostname(), [None]
 
     def send() -> None:
-        sent = None
-        while not stop.wait(REPORT_EVERY_S):
-            row = last_metrics_row(candidate.metrics)
-            if row is not None and row != sent:
-                with contextlib.suppress(Exception):  # progress is a convenience: training never waits on it
-                    progress.put_nowait({"folder": folder, "row": row, "node": host})
-                    sent = row
+        row = last_metrics_row(candidate.metrics)
+        if row is not None and row != sent[0]:
+            progress.put_nowait({"folder": folder, "row": row, "node": host})
+            sent[0] = row
 
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return every(REPORT_EVERY_S, send)
 
 
 def recheck_reward(workdir: Path, job: dict) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -142,26 +143,8 @@ def train(
 
         return train_sac(task, reward_body, run_dir, settings, progress, reward_loader, threads, tracking_group,
                          stagger)
-    threads = threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    torch.manual_seed(settings.seed)
-    run = TrainingRun(run_dir)
-    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    run.reward.write_text(reward_body)
     cfg = rsl_config(task, settings.steps_per_iteration)
-    config = {
-        "task": task.to_dict(), "settings": dataclasses.asdict(settings), "rsl_rl": cfg,
-        "reward_file": TrainingRun.reward,
-        # The ranges this run sampled (none: the nominal world only).
-        "randomization": [p.as_dict() for p in task.domain_randomization] if settings.randomize else [],
-    }
-    write_json(run.config, config)
-
-    env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads,
-                  randomize=settings.randomize)
-    if stagger:
-        # Staggered episode starts keep resets (and success statistics) spread over every iteration.
-        env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
+    config, env = start_run(task, reward_body, run_dir, settings, {"rsl_rl": cfg}, reward_loader, threads, stagger)
     if make_env is not None:
         env = make_env(env)
     ppo = build_ppo(env, cfg)
@@ -169,15 +152,11 @@ def train(
         init_policy(ppo)
     ppo.train_mode()
 
-    started = time.monotonic()
-    deadline = started + 60.0 * settings.max_minutes
-    last_checkpoint = started
     total_steps = 0
     row: dict = {}
     obs = env.get_observations()
-    tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", {"task": task.name, **config}, tracking_group)
-    bar = tqdm(total=settings.max_iterations, desc=f"train {task.name}", unit="it", disable=not progress)
-    with run.metrics.open("a") as metrics:
+    with IterationLog(run_dir, task, settings, config, tracking_group, progress, "") as log:
+        started = log.started
         for iteration in range(settings.max_iterations):
             t0 = time.monotonic()
             with torch.inference_mode():
@@ -194,24 +173,76 @@ def train(
             total_steps += steps
             row = metrics_row(iteration, total_steps, t2 - started, steps, t1 - t0, t2 - t1, summary,
                               float(ppo.get_policy().output_std.detach().mean()), losses)
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-            tracker.log(row, step=iteration)
-            bar.update(1)
-            if row["success_rate"] is not None:
-                bar.set_postfix(success=f"{row['success_rate']:.2f}", reward=f"{row['mean_reward']:.3f}")
-
-            now = time.monotonic()
-            out_of_time = now >= deadline
-            if now - last_checkpoint >= CHECKPOINT_EVERY_S or out_of_time or iteration == settings.max_iterations - 1:
-                save_checkpoint(run_dir, ppo, cfg, iteration, total_steps)
-                last_checkpoint = now
-            if out_of_time:
+            if log.record(row, functools.partial(save_checkpoint, run_dir, ppo, cfg)):
                 break
-    bar.close()
-    tracker.finish()
     env.close()
     return row
+
+
+def start_run(task: TaskSpec, reward_body: str, run_dir: Path, settings: TrainSettings, algorithm: dict,
+              reward_loader: Callable[[str], RewardFn], threads: int | None, stagger: bool) -> tuple[dict, TaskEnv]:
+    """What every trainer does first: threads and seed, the run folder (reward.py; config.json with the task, the
+    settings and `algorithm`, the algorithm's own configuration under its name), the environments."""
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(settings.seed)
+    run = TrainingRun(run_dir)
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    run.reward.write_text(reward_body)
+    config = {
+        "task": task.to_dict(), "settings": dataclasses.asdict(settings), **algorithm,
+        "reward_file": TrainingRun.reward,
+        # The ranges this run sampled (none: the nominal world only).
+        "randomization": [p.as_dict() for p in task.domain_randomization] if settings.randomize else [],
+    }
+    write_json(run.config, config)
+    env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads,
+                  randomize=settings.randomize)
+    if stagger:
+        # Staggered episode starts keep resets (and success statistics) spread over every iteration.
+        env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
+    return config, env
+
+
+class IterationLog:
+    """What every trainer does after an iteration: the metrics row into metrics.jsonl and the tracker, the
+    progress bar, a checkpoint every minute, at the last iteration and when time is up (then `record` says stop)."""
+
+    def __init__(self, run_dir: Path, task: TaskSpec, settings: TrainSettings, config: dict,
+                 tracking_group: str | None, progress: bool, label: str) -> None:
+        self.run, self.max_iterations = TrainingRun(run_dir), settings.max_iterations
+        self.tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", {"task": task.name, **config},
+                                      tracking_group)
+        self.bar = tqdm(total=settings.max_iterations, desc=f"train {task.name}{label}", unit="it",
+                        disable=not progress)
+        self.started = self.last_checkpoint = time.monotonic()
+        self.deadline = self.started + 60.0 * settings.max_minutes
+
+    def __enter__(self) -> IterationLog:
+        self.metrics = self.run.metrics.open("a")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.metrics.close()
+        self.bar.close()
+        self.tracker.finish()
+
+    def record(self, row: dict, save: Callable[[int, int], object]) -> bool:
+        """Log one iteration's row and checkpoint when due (`save(iteration, env_steps)`); True when the time
+        is up."""
+        self.metrics.write(json.dumps(row) + "\n")
+        self.metrics.flush()
+        self.tracker.log(row, step=row["iteration"])
+        self.bar.update(1)
+        if row["success_rate"] is not None:
+            self.bar.set_postfix(success=f"{row['success_rate']:.2f}", reward=f"{row['mean_reward']:.3f}")
+        now = time.monotonic()
+        out_of_time = now >= self.deadline
+        if (now - self.last_checkpoint >= CHECKPOINT_EVERY_S or out_of_time
+                or row["iteration"] == self.max_iterations - 1):
+            save(row["iteration"], row["env_steps"])
+            self.last_checkpoint = now
+        return out_of_time
 
 
 def save_checkpoint(run_dir: Path, ppo: PPO, cfg: dict, iteration: int, env_steps: int) -> Path:

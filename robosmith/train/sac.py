@@ -13,8 +13,7 @@ termination).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,15 +26,13 @@ from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
 from skrl.resources.preprocessors.torch import RunningStandardScaler
 from tensordict import TensorDict
 from torch import nn
-from tqdm import tqdm
 
 from robosmith.contract.metrics import metrics_row
 from robosmith.contract.observations import observation_size
-from robosmith.reward.load import RewardFn
-from robosmith.runs import TrainingRun, write_json
+from robosmith.reward.load import RewardFn, load_reward
+from robosmith.runs import TrainingRun
 from robosmith.task import TaskSpec
-from robosmith.tracking import start_tracking
-from robosmith.train.env import TaskEnv
+from robosmith.train.ppo import IterationLog, start_run
 
 CHECKPOINT_EVERY_S = 60.0
 NUM_ACTIONS = 6
@@ -129,38 +126,17 @@ def train_sac(
     tracking_group: str | None = None, stagger: bool = True,
 ) -> dict:
     """SAC's counterpart of `robosmith.train.ppo.train`; returns the final metrics row."""
-    from robosmith.reward.load import load_reward
-
-    threads = threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    torch.manual_seed(settings.seed)
-    run = TrainingRun(run_dir)
-    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    run.reward.write_text(reward_body)
     cfg = dataclasses.asdict(task.train.sac)
-    config = {
-        "task": task.to_dict(), "settings": dataclasses.asdict(settings), "sac": cfg,
-        "reward_file": TrainingRun.reward,
-        "randomization": [p.as_dict() for p in task.domain_randomization] if settings.randomize else [],
-    }
-    write_json(run.config, config)
-
-    env = TaskEnv(task, (reward_loader or load_reward)(reward_body), settings.num_envs, seed=settings.seed,
-                  nthread=threads, randomize=settings.randomize)
-    if stagger:
-        env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
+    config, env = start_run(task, reward_body, run_dir, settings, {"sac": cfg}, reward_loader or load_reward, threads,
+                            stagger)
     obs_size = observation_size(task.observations)
     agent = build_agent(obs_size, cfg, settings.num_envs)
     agent.enable_training_mode(True)
 
-    started = time.monotonic()
-    deadline = started + 60.0 * settings.max_minutes
-    last_checkpoint = started
     total_steps, timestep, row = 0, 0, {}
     obs = env.get_observations()["policy"]
-    tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", {"task": task.name, **config}, tracking_group)
-    bar = tqdm(total=settings.max_iterations, desc=f"train {task.name} (sac)", unit="it", disable=not progress)
-    with run.metrics.open("a") as metrics:
+    with IterationLog(run_dir, task, settings, config, tracking_group, progress, " (sac)") as log:
+        started = log.started
         for iteration in range(settings.max_iterations):
             collect_s = learn_s = 0.0
             for _ in range(settings.steps_per_iteration):
@@ -188,22 +164,8 @@ def train_sac(
             agent.tracking_data.clear()  # skrl appends every update; we keep the iteration's means only
             row = metrics_row(iteration, total_steps, time.monotonic() - started, steps, collect_s, learn_s, summary,
                               float(agent.policy.log_std.detach().clamp(-5, 2).exp().mean()), losses)
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-            tracker.log(row, step=iteration)
-            bar.update(1)
-            if row["success_rate"] is not None:
-                bar.set_postfix(success=f"{row['success_rate']:.2f}", reward=f"{row['mean_reward']:.3f}")
-
-            now = time.monotonic()
-            out_of_time = now >= deadline
-            if now - last_checkpoint >= CHECKPOINT_EVERY_S or out_of_time or iteration == settings.max_iterations - 1:
-                save_checkpoint(run_dir, agent, cfg, iteration, total_steps)
-                last_checkpoint = now
-            if out_of_time:
+            if log.record(row, functools.partial(save_checkpoint, run_dir, agent, cfg)):
                 break
-    bar.close()
-    tracker.finish()
     env.close()
     return row
 
