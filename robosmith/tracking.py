@@ -19,6 +19,20 @@ class Tracker:
         if self.run is not None:
             self.run.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=step)
 
+    def configure(self, config: dict) -> None:
+        if self.run is not None:
+            self.run.config.update(config, allow_val_change=True)
+
+    def summarize(self, values: dict, video: Path | None = None) -> None:
+        """A finished evaluation: its figures in the run's summary (under `eval/`), its video beside the curves."""
+        if self.run is None:
+            return
+        import wandb
+
+        self.run.summary.update({f"eval/{k}": v for k, v in values.items() if isinstance(v, (int, float))})
+        if video is not None and video.is_file():
+            self.run.log({"eval/video": wandb.Video(str(video), format="mp4")})
+
     def finish(self) -> None:
         if self.run is not None:
             self.run.finish()

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from robosmith.cli import app
@@ -123,3 +124,30 @@ def test_cli_train_takes_a_robot_params_file(tmp_path):
                                       "--robot-params", str(params)])
     assert result.exit_code == 0, result.output
     assert "actuator_kp: 7.5" in (tmp_path / "loop" / "task.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_a_candidate_tracks_its_reward_code_evaluation_and_video(tmp_path, monkeypatch):
+    """wandb (offline here, as by default without a key) gets one run per candidate: the curves, the reward
+    code, then the evaluation's figures and its video."""
+    import dataclasses
+
+    from robosmith.execution.worker import run_candidate
+    from robosmith.runs import CandidateFolder, write_json
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    task = load_task("so101_reach")
+    settings = TrainSettings.from_task(task, num_envs=8, max_iterations=2, steps_per_iteration=5, eval_episodes=2)
+    settings.video_episodes = 1
+    candidate = CandidateFolder(tmp_path / "cand_0")
+    candidate.path.mkdir()
+    body = task.reference_reward_body()
+    candidate.reward.write_text(body)
+    write_json(candidate.job, {"task": task.to_dict(), "settings": dataclasses.asdict(settings),
+                               "reward_file": "reward.py", "group": "run-1"})
+    assert run_candidate(candidate.path)["status"] == "ok"
+    (offline,) = (candidate.path / "wandb").glob("offline-run-*")
+    assert list((offline / "files" / "media" / "videos" / "eval").glob("video_*.mp4"))
+    record = next(offline.glob("run-*.wandb")).read_bytes()  # protobuf records: strings are stored as they are
+    assert body.splitlines()[1].strip().encode() in record and b"eval/success_rate" in record
+    assert b"loss/value" in record or b"loss/surrogate" in record

@@ -21,6 +21,7 @@ from robosmith.reward.check import check_static
 from robosmith.reward.judge import sanitize
 from robosmith.runs import CandidateFolder, write_json
 from robosmith.task import task_from_dict
+from robosmith.tracking import start_tracking
 from robosmith.train.evaluate import evaluate_run
 from robosmith.train.ppo import TrainSettings, train
 
@@ -37,9 +38,15 @@ def run_candidate(folder: Path) -> dict:
     result: dict = {"status": "ok", "reason": ""}
     try:
         if job.get("backend", "cpu") == "cpu":
-            last = train(task, body, folder, settings, progress=False, threads=threads, tracking_group=job.get("group"))
-            ev = evaluate_run(folder, episodes=settings.eval_episodes, video_episodes=settings.video_episodes,
-                              progress=False, threads=threads)
+            # One tracked run per candidate: its curves, its reward code, then its evaluation and video.
+            tracker = start_tracking(folder, f"{task.name}/{folder.name}", {"task": task.name}, job.get("group"))
+            try:
+                last = train(task, body, folder, settings, progress=False, threads=threads, tracker=tracker)
+                ev = evaluate_run(folder, episodes=settings.eval_episodes, video_episodes=settings.video_episodes,
+                                  progress=False, threads=threads)
+                tracker.summarize(ev, candidate.video)
+            finally:
+                tracker.finish()
         else:
             last, ev = train_on_engine(folder, job, settings)
         losses = [v for k, v in last.items() if k.startswith("loss/")]

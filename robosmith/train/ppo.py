@@ -31,7 +31,7 @@ from robosmith.errors import ConfigError
 from robosmith.reward.load import RewardFn, load_reward
 from robosmith.runs import RunError, TrainingRun, write_json
 from robosmith.task import TaskSpec, task_from_dict
-from robosmith.tracking import start_tracking
+from robosmith.tracking import Tracker, start_tracking
 from robosmith.train.env import TaskEnv
 
 CHECKPOINT_EVERY_S = 60.0
@@ -127,6 +127,7 @@ def train(
     make_env: Callable[[TaskEnv], VecEnv] | None = None,
     stagger: bool = True,
     init_policy: Callable[[PPO], None] | None = None,
+    tracker: Tracker | None = None,
 ) -> dict:
     """Train a policy for `task` with `reward_body`; returns the final metrics row. `settings.algo` "sac" trains
     with SAC instead (robosmith.train.sac), into the same kind of run folder.
@@ -134,7 +135,9 @@ def train(
     `reward_loader` turns the body into a function (the one checked loader unless a test says otherwise).
     `make_env` wraps the task's environment (finetuning a BC policy trains a residual on top of it);
     `stagger=False` keeps all episodes in lockstep instead of spreading their starts (a BC policy's action
-    queue is shared by all environments). `init_policy` may change the freshly built networks.
+    queue is shared by all environments). `init_policy` may change the freshly built networks. `tracker`: an
+    experiment-tracking run the caller opened (and finishes, after logging the evaluation to it); else one of
+    its own, in `tracking_group`.
     """
     if settings.algo == "sac":
         if make_env is not None or init_policy is not None:
@@ -142,7 +145,7 @@ def train(
         from robosmith.train.sac import train_sac
 
         return train_sac(task, reward_body, run_dir, settings, progress, reward_loader, threads, tracking_group,
-                         stagger)
+                         stagger, tracker)
     cfg = rsl_config(task, settings.steps_per_iteration)
     config, env = start_run(task, reward_body, run_dir, settings, {"rsl_rl": cfg}, reward_loader, threads, stagger)
     if make_env is not None:
@@ -155,7 +158,7 @@ def train(
     total_steps = 0
     row: dict = {}
     obs = env.get_observations()
-    with IterationLog(run_dir, task, settings, config, tracking_group, progress, "") as log:
+    with IterationLog(run_dir, task, reward_body, settings, config, tracking_group, progress, "", tracker) as log:
         started = log.started
         for iteration in range(settings.max_iterations):
             t0 = time.monotonic()
@@ -208,11 +211,16 @@ class IterationLog:
     """What every trainer does after an iteration: the metrics row into metrics.jsonl and the tracker, the
     progress bar, a checkpoint every minute, at the last iteration and when time is up (then `record` says stop)."""
 
-    def __init__(self, run_dir: Path, task: TaskSpec, settings: TrainSettings, config: dict,
-                 tracking_group: str | None, progress: bool, label: str) -> None:
+    def __init__(self, run_dir: Path, task: TaskSpec, reward_body: str, settings: TrainSettings, config: dict,
+                 tracking_group: str | None, progress: bool, label: str, tracker: Tracker | None = None) -> None:
         self.run, self.max_iterations = TrainingRun(run_dir), settings.max_iterations
-        self.tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", {"task": task.name, **config},
-                                      tracking_group)
+        tracked = {"task": task.name, **config, "reward_code": reward_body}
+        self.own_tracker = tracker is None
+        if tracker is None:
+            tracker = start_tracking(run_dir, f"{task.name}/{run_dir.name}", tracked, tracking_group)
+        else:
+            tracker.configure(tracked)
+        self.tracker = tracker
         self.bar = tqdm(total=settings.max_iterations, desc=f"train {task.name}{label}", unit="it",
                         disable=not progress)
         self.started = self.last_checkpoint = time.monotonic()
@@ -225,7 +233,8 @@ class IterationLog:
     def __exit__(self, *exc: object) -> None:
         self.metrics.close()
         self.bar.close()
-        self.tracker.finish()
+        if self.own_tracker:
+            self.tracker.finish()
 
     def record(self, row: dict, save: Callable[[int, int], object]) -> bool:
         """Log one iteration's row and checkpoint when due (`save(iteration, env_steps)`); True when the time

@@ -32,6 +32,7 @@ from robosmith.contract.observations import observation_size
 from robosmith.reward.load import RewardFn, load_reward
 from robosmith.runs import TrainingRun
 from robosmith.task import TaskSpec
+from robosmith.tracking import Tracker
 from robosmith.train.ppo import IterationLog, start_run
 
 CHECKPOINT_EVERY_S = 60.0
@@ -123,7 +124,7 @@ def build_agent(obs_size: int, cfg: dict, num_envs: int) -> SAC:
 def train_sac(
     task: TaskSpec, reward_body: str, run_dir: Path, settings, progress: bool = True,
     reward_loader: Callable[[str], RewardFn] | None = None, threads: int | None = None,
-    tracking_group: str | None = None, stagger: bool = True,
+    tracking_group: str | None = None, stagger: bool = True, tracker: Tracker | None = None,
 ) -> dict:
     """SAC's counterpart of `robosmith.train.ppo.train`; returns the final metrics row."""
     cfg = dataclasses.asdict(task.train.sac)
@@ -135,7 +136,8 @@ def train_sac(
 
     total_steps, timestep, row = 0, 0, {}
     obs = env.get_observations()["policy"]
-    with IterationLog(run_dir, task, settings, config, tracking_group, progress, " (sac)") as log:
+    with IterationLog(run_dir, task, reward_body, settings, config, tracking_group, progress, " (sac)",
+                      tracker) as log:
         started = log.started
         for iteration in range(settings.max_iterations):
             collect_s = learn_s = 0.0
