@@ -145,3 +145,27 @@ def test_the_node_checks_the_reward_again_and_returns_only_what_it_made(tmp_path
     assert result["status"] == "violation" and "check on node" in result["reason"] and "line 1" in result["reason"]
     assert result["node"]["host"]
     assert folder.job.read_bytes() == job  # the node's copy of job.json does not come back
+
+
+def test_with_a_shared_filesystem_the_node_works_in_the_run_folder(tmp_path):
+    """--shared-fs: nothing is shipped; the node writes result.json (with its layers) into the folder itself, and a
+    folder the node cannot see is an error naming it."""
+    import dataclasses
+
+    from robosmith.execution.confine import TrainerLimits
+    from robosmith.execution.ray_executor import train_on_node
+    from robosmith.runs import CandidateFolder, write_json
+    from robosmith.train.ppo import TrainSettings
+
+    task = load_task("so101_reach")
+    folder = CandidateFolder(tmp_path / "cand_0")
+    folder.path.mkdir()
+    folder.reward_body.write_text("import os\n" + task.reference_reward_body())
+    write_json(folder.job, {"task": task.to_dict(), "settings": dataclasses.asdict(TrainSettings.from_task(task)),
+                            "reward_file": "reward_body.py", "backend": "cpu"})
+    limits = TrainerLimits(cpu_s=60, memory_mb=4096)
+    assert train_on_node(str(folder.path), None, 60, limits, 1) is None
+    result = json.loads(folder.result.read_text())
+    assert result["status"] == "violation" and result["node"]["resource_limits"]
+    with pytest.raises(FileNotFoundError, match="no shared filesystem"):
+        train_on_node(str(tmp_path / "elsewhere"), None, 60, limits, 1)
