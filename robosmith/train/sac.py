@@ -35,7 +35,6 @@ from robosmith.task import TaskSpec
 from robosmith.tracking import Tracker
 from robosmith.train.ppo import IterationLog, start_run
 
-CHECKPOINT_EVERY_S = 60.0
 NUM_ACTIONS = 6
 LOSSES = {"Loss / Critic loss": "critic", "Loss / Policy loss": "policy", "Loss / Entropy loss": "entropy",
           "Coefficient / Entropy coefficient": "entropy_coefficient"}
