@@ -36,6 +36,7 @@ from robosmith.tracking import Tracker
 from robosmith.train.ppo import IterationLog, start_run
 
 NUM_ACTIONS = 6
+LOG_STD_BOUNDS = (-5.0, 2.0)  # the policy's log standard deviation is clipped to these in skrl
 LOSSES = {"Loss / Critic loss": "critic", "Loss / Policy loss": "policy", "Loss / Entropy loss": "entropy",
           "Coefficient / Entropy coefficient": "entropy_coefficient"}
 
@@ -55,7 +56,8 @@ class GaussianActor(GaussianMixin, Model):
     def __init__(self, obs_size: int, hidden: tuple[int, ...]) -> None:
         Model.__init__(self, observation_space=gymnasium.spaces.Box(-float("inf"), float("inf"), (obs_size,)),
                        action_space=action_space(), device="cpu")
-        GaussianMixin.__init__(self, clip_actions=True, clip_log_std=True, min_log_std=-5.0, max_log_std=2.0)
+        GaussianMixin.__init__(self, clip_actions=True, clip_log_std=True, min_log_std=LOG_STD_BOUNDS[0],
+                               max_log_std=LOG_STD_BOUNDS[1])
         self.net = mlp(obs_size, hidden, NUM_ACTIONS)
         self.log_std = nn.Parameter(torch.full((NUM_ACTIONS,), -0.5))
 
@@ -164,7 +166,7 @@ def train_sac(
                       if (values := [float(v) for v in agent.tracking_data.get(key, [])])}
             agent.tracking_data.clear()  # skrl appends every update; we keep the iteration's means only
             row = metrics_row(iteration, total_steps, time.monotonic() - started, steps, collect_s, learn_s, summary,
-                              float(agent.policy.log_std.detach().clamp(-5, 2).exp().mean()), losses)
+                              float(agent.policy.log_std.detach().clamp(*LOG_STD_BOUNDS).exp().mean()), losses)
             if log.record(row, functools.partial(save_checkpoint, run_dir, agent, cfg)):
                 break
     env.close()
