@@ -860,6 +860,104 @@ def bc_eval(
     _print_eval(folder, result)
 
 
+camera_app = typer.Typer(no_args_is_help=True,
+                         help="Cameras: intrinsics from a ChArUco board, pose in the robot base frame.")
+app.add_typer(camera_app, name="camera")
+_SQUARES = Annotated[str, typer.Option(help="the board's squares, columns x rows")]
+_SQUARE_MM = Annotated[float, typer.Option(help="edge of a printed square, in mm (measure the print)")]
+_MARKER_MM = Annotated[float, typer.Option(help="edge of a printed ArUco marker, in mm")]
+_DICTIONARY = Annotated[str, typer.Option(help="OpenCV's aruco dictionary of the board")]
+
+
+def _board(board: str, squares: str, square_mm: float, marker_mm: float, dictionary: str):
+    from robosmith.perception.camera import CameraError
+    from robosmith.perception.charuco import Board, parse_squares
+
+    if board != "charuco":
+        raise CameraError(f"--board: only charuco is known, got {board!r}")
+    return Board(parse_squares(squares), square_mm, marker_mm, dictionary)
+
+
+@camera_app.command("calibrate")
+def camera_calibrate(
+    images: Annotated[Path, typer.Argument(help="folder of images (or one image) of the board at varied angles")],
+    out: Annotated[Path, typer.Option(help="intrinsics file to write (YAML)")],
+    board: Annotated[str, typer.Option(help="calibration target")] = "charuco",
+    squares: _SQUARES = "7x5", square_mm: _SQUARE_MM = 30.0, marker_mm: _MARKER_MM = 22.0,
+    dictionary: _DICTIONARY = "DICT_5X5_100",
+) -> None:
+    """Intrinsics and lens distortion of a camera from views of a ChArUco board (OpenCV)."""
+    from robosmith.perception.camera import save_camera
+    from robosmith.perception.charuco import calibrate, read_images
+
+    frames = read_images(images)
+    camera, rms, used = calibrate(frames, _board(board, squares, square_mm, marker_mm, dictionary))
+    save_camera(camera, out)
+    typer.echo(f"{out}: fx {camera.fx:.1f} fy {camera.fy:.1f} cx {camera.cx:.1f} cy {camera.cy:.1f} px from "
+               f"{used} of {len(frames)} images; reprojection RMS {rms:.3f} px")
+
+
+@camera_app.command("locate")
+def camera_locate(
+    images: Annotated[Path, typer.Argument(help="folder of images (or one image) from the fixed camera")],
+    intrinsics: Annotated[Path, typer.Option(help="intrinsics file of `robosmith camera calibrate`")],
+    out: Annotated[Path, typer.Option(help="camera file to write (YAML)")],
+    board_pos: Annotated[str, typer.Option(
+        help="x,y,z in m (robot base frame) of the board's first outer corner, the board face up on the table")]
+    = "0.10,0.12,0.0",
+    board_yaw: Annotated[float, typer.Option(help="deg from the base's x axis to the board's rows")] = 0.0,
+    board: Annotated[str, typer.Option(help="calibration target")] = "charuco",
+    squares: _SQUARES = "7x5", square_mm: _SQUARE_MM = 30.0, marker_mm: _MARKER_MM = 22.0,
+    dictionary: _DICTIONARY = "DICT_5X5_100",
+) -> None:
+    """A fixed camera's pose in the robot base frame from views of the board lying at a known place (PnP)."""
+    from robosmith.perception.camera import CameraError, load_camera, save_camera
+    from robosmith.perception.charuco import board_in_base, locate, read_images
+
+    try:
+        pos = [float(v) for v in board_pos.split(",")]
+    except ValueError:
+        pos = []
+    if len(pos) != 3:
+        raise CameraError(f"--board-pos must be x,y,z in m, got {board_pos!r}")
+    rot, origin = board_in_base(pos, board_yaw)
+    camera, rms, corners = locate(read_images(images), load_camera(intrinsics, need_pose=False),
+                                  _board(board, squares, square_mm, marker_mm, dictionary), rot, origin)
+    save_camera(camera, out)
+    typer.echo(f"{out}: camera at {', '.join(f'{v:.3f}' for v in camera.pos)} m from {corners} corners; "
+               f"reprojection RMS {rms:.3f} px")
+
+
+@app.command()
+def perceive(
+    images: Annotated[Path, typer.Argument(help="folder of images (or one image) from the located camera")],
+    camera: Annotated[Path, typer.Option(help="camera file of `robosmith camera locate`")],
+    task: Annotated[str, typer.Option(help="task whose cube (size, colour) is looked for")] = "so101_lift",
+    cube_hue: Annotated[float | None, typer.Option(help="the cube's hue in degrees (default: the scene's cube)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The cube's position (m, robot base frame) and yaw in each image."""
+    from robosmith.perception.camera import load_camera
+    from robosmith.perception.charuco import read_images
+    from robosmith.perception.cube import estimator_for
+    from robosmith.task import load_task
+
+    cam = load_camera(camera)
+    estimator = estimator_for(load_task(task), cam, cube_hue)
+    results = []
+    for name, rgb in read_images(images):
+        results.append({"image": name, **estimator.estimate(rgb).as_dict()})
+    if as_json:
+        json.dump({"camera": str(camera), "images": results}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
+    for r in results:
+        where = (f"pos {', '.join(f'{v:.4f}' for v in r['pos'])} m, yaw {r['yaw']:+.3f} rad" if r["found"]
+                 else "not found")
+        typer.echo(f"{r['image']}: {where}")
+
+
 @app.command()
 def finetune(
     checkpoint: Annotated[Path, typer.Argument(help="`bc train` folder or LeRobot pretrained_model of the BC policy")],

@@ -23,9 +23,26 @@ class SceneRenderer:
         # The meshes have ~320k triangles: with shadows, reflections and multisampling a software renderer
         # takes ~300 ms a frame; without them ~40 ms.
         self.model.vis.quality.offsamples = 0
+        self.model.vis.global_.offwidth = max(width, self.model.vis.global_.offwidth)
+        self.model.vis.global_.offheight = max(height, self.model.vis.global_.offheight)
+        self.width, self.height = width, height
         self.data = mujoco.MjData(self.model)
         self.renderer = mujoco.Renderer(self.model, height, width)
         self._goal_mocap = int(self.model.body(GOAL_BODY).mocapid[0])
+
+    def place_camera(self, name: str, pos: np.ndarray, quat: np.ndarray, fx: float, fy: float, cx: float,
+                     cy: float) -> None:
+        """Put a camera of the scene at `pos` with MuJoCo orientation `quat` (wxyz, relative to its parent body)
+        and a pinhole's intrinsics in pixels (OpenCV's convention: the top-left pixel's centre is (0, 0))."""
+        cam = self.model.camera(name).id
+        self.model.cam_pos[cam] = pos
+        self.model.cam_quat[cam] = quat
+        pitch = 1e-5  # m per pixel; any value: MuJoCo only uses the ratios
+        # MuJoCo's principal point is an offset from the image centre, positive towards the left and the top.
+        self.model.cam_sensorsize[cam] = (self.width * pitch, self.height * pitch)
+        self.model.cam_resolution[cam] = (self.width, self.height)
+        self.model.cam_intrinsic[cam] = (fx * pitch, fy * pitch, (self.width / 2 - 0.5 - cx) * pitch,
+                                         (self.height / 2 - 0.5 - cy) * pitch)
 
     def render(self, qpos: np.ndarray, goal_pos: np.ndarray | None, camera: str = "front") -> np.ndarray:
         self.data.qpos[:] = qpos

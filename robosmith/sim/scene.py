@@ -16,6 +16,7 @@ from robosmith.task.spec import SceneConfig
 
 GOAL_BODY = "goal"
 CAMERAS = ("front", "wrist")
+CUBE_RGBA = (0.85, 0.2, 0.2, 1.0)
 
 
 def _look_at_quat(pos: np.ndarray, target: np.ndarray) -> list[float]:
@@ -73,7 +74,7 @@ def build_scene_spec(cfg: SceneConfig, visual: bool) -> mujoco.MjSpec:
         g.friction = [cfg.cube_friction, 0.02, 0.002]
         g.condim = 4
         g.contype, g.conaffinity = BIT_WORLD, BIT_WORLD
-        g.rgba = [0.85, 0.2, 0.2, 1.0]
+        g.rgba = list(CUBE_RGBA)
 
     if visual:
         _add_visuals(spec, cfg)
