@@ -23,7 +23,7 @@ from robosmith.perception.camera import (
 )
 from robosmith.perception.charuco import Board, board_in_base
 from robosmith.perception.cube import estimator_for
-from robosmith.perception.synthetic import Look, SyntheticCamera, board_view
+from robosmith.perception.synthetic import Look, SyntheticCamera, held_board_views, table_board_views
 from robosmith.sim.render import SceneRenderer
 from robosmith.task import load_task
 
@@ -114,18 +114,9 @@ def test_calibrate_and_locate_a_hidden_camera_from_synthetic_board_frames(tmp_pa
     background = renderer.render(renderer.model.qpos0.copy(), None)
     renderer.close()
     board, rng = Board(), np.random.default_rng(0)
-    image, px_per_m = board.image(4.0), 4000.0
-    views = []
-    for _ in range(16):  # the board held up at varied angles and places in the image
-        depth = rng.uniform(0.28, 0.5)
-        r_cam = _rot([rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(-0.3, 0.3)])
-        centre = np.array([rng.uniform(-0.25, 0.25) * depth, rng.uniform(-0.18, 0.18) * depth, depth])
-        t_cam = centre - r_cam @ np.array([*board.size_m, 0.0]) / 2
-        views.append(board_view(background, camera, image, px_per_m, camera.rotation @ r_cam,
-                                np.asarray(camera.pos) + camera.rotation @ t_cam, rng))
-    _write(tmp_path / "calib", views)
+    _write(tmp_path / "calib", held_board_views(background, camera, board, 16, rng))
     rot, pos = board_in_base((0.10, 0.12, 0.0), 0.0)
-    _write(tmp_path / "locate", [board_view(background, camera, image, px_per_m, rot, pos, rng) for _ in range(3)])
+    _write(tmp_path / "locate", table_board_views(background, camera, board, rot, pos, 3, rng))
 
     runner = CliRunner()
     result = runner.invoke(app, ["camera", "calibrate", str(tmp_path / "calib"), "--out", str(tmp_path / "intr.yaml")])

@@ -159,3 +159,25 @@ def degrade(rgb: np.ndarray, rng: np.random.Generator, look: Look = Look()) -> n
     quality = int(rng.integers(look.jpeg[0], look.jpeg[1] + 1))
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def held_board_views(background: np.ndarray, camera: CameraModel, board, n: int,
+                     rng: np.random.Generator) -> list[np.ndarray]:
+    """`n` frames of the board held up in front of `camera` at varied angles, distances and places in the image:
+    what a person does for `robosmith camera calibrate`."""
+    image, px_per_m = board.image(4.0), 4000.0
+    frames = []
+    for _ in range(n):
+        depth = rng.uniform(0.28, 0.5)
+        r_cam = cv2.Rodrigues(np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(-0.3, 0.3)]))[0]
+        centre = np.array([rng.uniform(-0.25, 0.25) * depth, rng.uniform(-0.18, 0.18) * depth, depth])
+        t_cam = centre - r_cam @ np.array([*board.size_m, 0.0]) / 2
+        frames.append(board_view(background, camera, image, px_per_m, camera.rotation @ r_cam,
+                                 np.asarray(camera.pos) + camera.rotation @ t_cam, rng))
+    return frames
+
+
+def table_board_views(background: np.ndarray, camera: CameraModel, board, rot: np.ndarray, pos: np.ndarray, n: int,
+                      rng: np.random.Generator) -> list[np.ndarray]:
+    """`n` frames of the board lying on the table at (rot, pos): what `robosmith camera locate` reads."""
+    return [board_view(background, camera, board.image(4.0), 4000.0, rot, pos, rng) for _ in range(n)]
