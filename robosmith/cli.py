@@ -136,6 +136,10 @@ def eval_(
     progress: Annotated[bool, typer.Option()] = True,
     robot_params: Annotated[Path | None, typer.Option(help="robot-params file (YAML: registry name -> value)")]
     = None,
+    perceived: Annotated[bool, typer.Option(
+        "--perceived", help="also with the cube's pose read from rendered camera frames: eval_perceived.json")] = False,
+    camera: Annotated[Path | None, typer.Option(help="camera file for --perceived (default: the scene's front camera)")]
+    = None,
 ) -> None:
     """Evaluate a run's latest checkpoint: success rate with a 95% interval, and a video."""
     from robosmith.robot.params import load_params_file
@@ -143,10 +147,29 @@ def eval_(
     from robosmith.train.evaluate import evaluate_run
 
     run_dir = resolve_run(run)
+    if perceived:
+        _eval_perceived(run_dir, camera, episodes, seed, progress)
+        return
     params = load_params_file(robot_params) if robot_params else None
     result = evaluate_run(run_dir, episodes=episodes, video_episodes=video_episodes, seed=seed, progress=progress,
                           robot_params=params)
     _print_eval(run_dir, result)
+
+
+def _eval_perceived(run_dir: Path, camera: Path | None, episodes: int, seed: int, progress: bool) -> None:
+    from robosmith.perception.camera import load_camera, nominal_camera
+    from robosmith.perception.in_the_loop import evaluate_perceived
+    from robosmith.train.policy import RLPolicy
+
+    cam = load_camera(camera) if camera else nominal_camera(RLPolicy(run_dir).task.scene)
+    result = evaluate_perceived(run_dir, cam, episodes, seed, progress, camera_file=camera and str(camera))
+    for key, label in (("true_state", "true state"), ("perceived", "perceived")):
+        r = result[key]
+        typer.echo(f"{label:>10}: {r['success_rate']:.1%} (95% CI {r['ci95'][0]:.1%}-{r['ci95'][1]:.1%}) "
+                   f"over {episodes} episodes")
+    est = result["estimator"]
+    typer.echo(f"estimator: median {est['median_mm']} mm, p95 {est['p95_mm']} mm, found in {est['found_share']:.1%} "
+               f"of {est['frames']} frames; wrote {run_dir / 'eval_perceived.json'}")
 
 
 @app.command()

@@ -43,6 +43,7 @@ class TrainingRun(_Folder):
     metrics = _File(METRICS_FILE)  # one row per PPO iteration
     checkpoint = _File(CHECKPOINT_FILE)
     evaluation = _File(EVAL_FILE)
+    eval_perceived = _File("eval_perceived.json")  # true state against the cube seen by a camera (eval --perceived)
     video = _File("eval.mp4")
     eval_states = _File(EVAL_STATES_FILE)
     train_log = _File("train.log")

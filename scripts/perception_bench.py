@@ -22,15 +22,13 @@ import time
 from pathlib import Path
 
 import cv2
-import mujoco
 import numpy as np
 import yaml
 
-from robosmith.perception.camera import CameraModel, camera_renderer, scene_camera
+from robosmith.perception.camera import CameraModel, camera_renderer, nominal_camera
 from robosmith.perception.charuco import Board, board_in_base, calibrate, locate
 from robosmith.perception.cube import estimator_for
 from robosmith.perception.synthetic import SyntheticCamera, held_board_views, table_board_views
-from robosmith.sim.render import SceneRenderer
 from robosmith.task import load_task
 
 
@@ -102,10 +100,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("perception_noise.yaml"))
     args = parser.parse_args()
     task = load_task(args.task)
-    r = SceneRenderer(task.scene, 640, 480)
-    mujoco.mj_forward(r.model, r.data)
-    nominal = scene_camera(r.model, r.data, "front", 640, 480)
-    r.close()
+    nominal = nominal_camera(task.scene)
     start = time.time()
     result = {"camera_pose": camera_figures(task, nominal, args.cameras)}
     result["cube"], result["error_model"] = cube_figures(task, nominal, args.frames)

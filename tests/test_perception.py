@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import cv2
-import mujoco
 import numpy as np
 import pytest
 import yaml
@@ -18,13 +17,12 @@ from robosmith.perception.camera import (
     CameraModel,
     camera_renderer,
     load_camera,
+    nominal_camera,
     save_camera,
-    scene_camera,
 )
 from robosmith.perception.charuco import Board, board_in_base
 from robosmith.perception.cube import estimator_for
 from robosmith.perception.synthetic import Look, SyntheticCamera, held_board_views, table_board_views
-from robosmith.sim.render import SceneRenderer
 from robosmith.task import load_task
 
 
@@ -35,11 +33,7 @@ def lift():
 
 @pytest.fixture(scope="module")
 def nominal(lift) -> CameraModel:
-    r = SceneRenderer(lift.scene, 640, 480)
-    mujoco.mj_forward(r.model, r.data)
-    cam = scene_camera(r.model, r.data, "front", 640, 480)
-    r.close()
-    return cam
+    return nominal_camera(lift.scene)
 
 
 def _rot(v) -> np.ndarray:

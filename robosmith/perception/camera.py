@@ -178,6 +178,21 @@ def camera_renderer(scene, camera: CameraModel, name: str = "front"):
     from robosmith.sim.render import SceneRenderer
 
     renderer = SceneRenderer(scene, camera.width, camera.height)
+    place(renderer, camera, name)
+    return renderer
+
+
+def place(renderer, camera: CameraModel, name: str = "front") -> None:
+    """Make the renderer's camera `name` this one (pose, intrinsics; the size is the renderer's)."""
     renderer.place_camera(name, np.asarray(camera.pos), mujoco_camera_quat(np.asarray(camera.quat)),
                           camera.fx, camera.fy, camera.cx, camera.cy)
-    return renderer
+
+
+def nominal_camera(scene, width: int = 640, height: int = 480) -> CameraModel:
+    """The scene's own front camera as a camera file would describe it: the default where none is given."""
+    from robosmith.sim.scene import compile_scene
+
+    model = compile_scene(scene, visual=True)
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    return scene_camera(model, data, "front", width, height)

@@ -9,7 +9,8 @@ Classical and CPU-cheap, so that it runs at camera rate on a laptop:
 3. yaw (modulo 90 degrees: a cube looks the same turned by a quarter) by the best overlap of that silhouette
    with the blob;
 4. a cube off the table is in the gripper: with the tool point known (the arm's joints through forward
-   kinematics) above the table and on the blob's ray, the centre lies on the ray as deep as the tool point.
+   kinematics) above the table and on the blob's ray, the cube hangs in the gripper, as deep along the ray
+   as the tool point (a tracker that saw it held a frame ago allows the tool further off the ray).
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ class CubeEstimate:
 
 class CubeEstimator:
     def __init__(self, camera: CameraModel, cube_size: float, colour: CubeColour | None = None,
-                 min_pixels: int = 20, hold_height: float = 0.01, hold_radius: float = 0.015) -> None:
+                 min_pixels: int = 20, hold_height: float = 0.01, hold_tight: float = 0.015,
+                 hold_radius: float = 0.05) -> None:
         self.camera, self.size = camera, cube_size
         self.colour = colour or CubeColour()
         self.min_pixels = min_pixels
-        # A tool point this far above the resting cube and this near the blob's ray holds the cube (m).
+        # A tool point this far above the resting cube and this near the blob's ray may hold the cube (m).
         self.hold_height, self.hold_radius = hold_height, hold_radius
         self._kernel = np.ones((3, 3), np.uint8)
 
@@ -72,9 +74,9 @@ class CubeEstimator:
         m = in_hue & (s >= c.min_saturation * 255) & (v >= c.min_value * 255)
         return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
 
-    def estimate(self, rgb: np.ndarray, tool: np.ndarray | None = None) -> CubeEstimate:
+    def estimate(self, rgb: np.ndarray, tool: np.ndarray | None = None, held: bool | None = None) -> CubeEstimate:
         """The cube in one RGB image; `tool` (the tool point from the arm's joints, base frame) lets a cube
-        held in the gripper be told from one lying on the table."""
+        held in the gripper be told from one lying on the table; `held`, a tracker's word on the last frame."""
         if rgb.shape[:2] != (self.camera.height, self.camera.width):
             raise CameraError(f"image is {rgb.shape[1]}x{rgb.shape[0]}, the camera "
                               f"{self.camera.width}x{self.camera.height}")
@@ -89,7 +91,8 @@ class CubeEstimator:
         pad = 4
         x0, y0 = max(x0 - pad, 0), max(y0 - pad, 0)
         blob = (labels[y0:y0 + h + 2 * pad, x0:x0 + w + 2 * pad] == best).astype(np.uint8)
-        return self._fit(blob, (x0, y0), centroids[best], area, None if tool is None else np.asarray(tool, float))
+        tool = None if tool is None else np.asarray(tool, float)
+        return self._fit(blob, (x0, y0), centroids[best], area, tool, held)
 
     # -- the fit ------------------------------------------------------------------------------------------------
     def _silhouette(self, centre: np.ndarray, yaw: float) -> np.ndarray:
@@ -111,15 +114,17 @@ class CubeEstimator:
         return inter / max(np.count_nonzero(model | blob), 1)
 
     def _fit(self, blob: np.ndarray, origin: tuple[int, int], centroid: np.ndarray, area: int,
-             tool: np.ndarray | None) -> CubeEstimate:
-        """On the table, unless the tool point (known from the arm's joints) is above it and on the blob's ray:
-        then the cube is in the gripper, as deep along the ray as the tool point."""
+             tool: np.ndarray | None, held: bool | None) -> CubeEstimate:
+        """On the table, or in the gripper: as deep along the blob's ray as the tool point, when the tool point
+        is above the table and on the ray (within `hold_tight`), or near it (`hold_radius`) while a tracker
+        says the cube was held a frame ago (`held`). A held cube is mostly hidden by the jaws, so its blob's
+        size cannot tell; where it was a moment ago can."""
         rest, cam_pos = self.size / 2, np.asarray(self.camera.pos)
         depth_of = lambda ray: self._depth_on_plane(ray, rest)  # noqa: E731
-        if tool is not None and tool[2] > rest + self.hold_height:
+        if tool is not None and tool[2] > rest + self.hold_height and held is not False:
             ray = self.camera.rays(centroid)
-            along = float(np.dot(tool - cam_pos, ray))
-            if np.linalg.norm(cam_pos + along * ray - tool) < self.hold_radius:
+            off_ray = np.linalg.norm(cam_pos + np.dot(tool - cam_pos, ray) * ray - tool)
+            if off_ray < (self.hold_radius if held else self.hold_tight):
                 depth_of = lambda ray: float(np.dot(tool - cam_pos, ray))  # noqa: E731
         pos, yaw = self._fit_depth(blob, origin, centroid, depth_of)
         yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4

@@ -44,6 +44,15 @@ class Look:
     held: float = 0.2  # fraction of frames with the cube held in the gripper above the table
 
 
+@dataclass(frozen=True)
+class Style:
+    """One draw of the scene's look: colours (RGB 0-1) and the lights' gains (diffuse, ambient, headlight)."""
+
+    cube_rgb: tuple[float, float, float]
+    table_rgb: tuple[float, float, float] | None
+    light_gains: tuple[float, float, float]
+
+
 class SyntheticCamera:
     """Randomized renders of `task`'s scene from `camera`; `frame(rng)` draws one."""
 
@@ -62,7 +71,7 @@ class SyntheticCamera:
 
     def frame(self, rng: np.random.Generator) -> SyntheticFrame:
         qpos = self._pose(rng)
-        self._restyle(rng)
+        self.apply_style(self.draw_style(rng))
         rgb = self.renderer.render(qpos, None)
         tool = self.renderer.data.site_xpos[self.tool_site].copy()
         visible = self._visible(qpos)
@@ -97,20 +106,26 @@ class SyntheticCamera:
         w, _, _, z = qpos[self.cube_qpos + 3:self.cube_qpos + 7]
         return 2 * np.arctan2(z, w)
 
-    def _restyle(self, rng: np.random.Generator) -> None:
-        model, look = self.renderer.model, self.look
-        model.geom_rgba[:] = self._rgba
+    def draw_style(self, rng: np.random.Generator) -> Style:
+        look = self.look
         hue = (self.nominal_hue + rng.uniform(-look.cube_hue, look.cube_hue)) % 360
-        saturation, value = rng.uniform(0.6, 0.9), rng.uniform(0.6, 0.95)
-        model.geom_rgba[self.cube_geom, :3] = colorsys.hsv_to_rgb(hue / 360, saturation, value)
+        cube = colorsys.hsv_to_rgb(hue / 360, rng.uniform(0.6, 0.9), rng.uniform(0.6, 0.95))
+        table = None
         if look.table:
             table_hue = (self.nominal_hue + rng.uniform(60, 300)) % 360  # far from the cube's
-            model.geom_rgba[self.table_geom, :3] = colorsys.hsv_to_rgb(table_hue / 360, rng.uniform(0.0, 0.4),
-                                                                       rng.uniform(0.3, 0.9))
-        gain = lambda: 1 + rng.uniform(-look.lighting, look.lighting)  # noqa: E731
-        model.light_diffuse[:] = self._light[0] * gain()
-        model.vis.headlight.ambient[:] = self._light[1] * gain()
-        model.vis.headlight.diffuse[:] = self._light[2] * gain()
+            table = colorsys.hsv_to_rgb(table_hue / 360, rng.uniform(0.0, 0.4), rng.uniform(0.3, 0.9))
+        gains = tuple(1 + rng.uniform(-look.lighting, look.lighting, 3))
+        return Style(cube, table, gains)
+
+    def apply_style(self, style: Style) -> None:
+        model = self.renderer.model
+        model.geom_rgba[:] = self._rgba
+        model.geom_rgba[self.cube_geom, :3] = style.cube_rgb
+        if style.table_rgb is not None:
+            model.geom_rgba[self.table_geom, :3] = style.table_rgb
+        model.light_diffuse[:] = self._light[0] * style.light_gains[0]
+        model.vis.headlight.ambient[:] = self._light[1] * style.light_gains[1]
+        model.vis.headlight.diffuse[:] = self._light[2] * style.light_gains[2]
 
     def _visible(self, qpos: np.ndarray) -> float:
         """The cube's rendered pixels over the pixels of its silhouette without the arm in front."""

@@ -19,7 +19,9 @@ from robosmith.runs import RunError, TrainingRun, write_json
 from robosmith.sim.render import SceneRenderer, write_video
 from robosmith.task.spec import TaskSpec, with_robot_params
 from robosmith.train.env import TaskEnv
-from robosmith.train.policy import Policy, RLPolicy, load_policy
+from robosmith.train.policy import Observation, Policy, PolicySpec, RLPolicy, load_policy
+
+Observer = Callable[[TaskEnv, PolicySpec], Observation]
 
 __all__ = ["evaluate", "evaluate_policy", "evaluate_run", "play_episodes", "wilson_interval"]
 
@@ -42,17 +44,18 @@ def evaluate_run(run_dir: Path, episodes: int = 100, video_episodes: int = 4, se
 
 
 def evaluate(policy: Policy, task: TaskSpec, out_dir: Path, episodes: int = 100, seed: int = 12345,
-             video_episodes: int = 4, progress: bool = True, threads: int = 0, reward_body: str | None = None) -> dict:
+             video_episodes: int = 4, progress: bool = True, threads: int = 0, reward_body: str | None = None,
+             observe: Observer | None = None) -> dict:
     """Success of `policy` on `task` over `episodes` fresh episodes, eval.mp4 in out_dir; the figures.
 
     The reward (the policy's own, else the task's reference) only feeds the mean return; success is the task's
-    own check.
+    own check. `observe` replaces the environment's observations (e.g. objects seen by a camera).
     """
     torch.manual_seed(seed)  # policies that sample (diffusion) draw the same noise for the same seed
     env = TaskEnv(task, load_reward(reward_body or task.reference_reward_body()), episodes, seed=seed,
                   auto_reset=False, nthread=threads)
     try:
-        return evaluate_policy(env, policy, out_dir, video_episodes, progress)
+        return evaluate_policy(env, policy, out_dir, video_episodes, progress, observe)
     finally:
         policy.close()
 
@@ -63,7 +66,7 @@ def evaluate_path(path: Path, task: TaskSpec, out_dir: Path, **kwargs) -> dict:
 
 
 def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes: int = 4,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, observe: Observer | None = None) -> dict:
     """Every environment of `env` (made with auto_reset=False) plays one episode with `policy`; success with CI.
 
     Writes out_dir/eval.mp4 with the first `video_episodes` episodes one after another; returns the figures
@@ -83,7 +86,7 @@ def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes:
 
     if renderer:
         snap()
-    play_episodes(env, policy, progress, snap if renderer else None)
+    play_episodes(env, policy, progress, snap if renderer else None, observe)
     recorder = env.recorder
     env.close()
     episodes_ended = int(recorder.episodes)
@@ -96,15 +99,17 @@ def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes:
     return result
 
 
-def play_episodes(env: TaskEnv, policy: Policy, progress: bool = True, on_step: Callable[[], None] | None = None
-                  ) -> torch.Tensor:
+def play_episodes(env: TaskEnv, policy: Policy, progress: bool = True, on_step: Callable[[], None] | None = None,
+                  observe: Observer | None = None) -> torch.Tensor:
     """Every environment of `env` (made with auto_reset=False) plays one episode with `policy`; returns each
-    environment's outcome (1 success, 0 failure, -1 not ended). `on_step` runs after every control step."""
+    environment's outcome (1 success, 0 failure, -1 not ended). `on_step` runs after every control step;
+    `observe(env, spec)`, where given, makes the observations instead of `env.observation(spec)`."""
+    observe = observe or (lambda e, spec: e.observation(spec))
     env.recorder.keep_outcomes = True
     policy.reset()
     with torch.inference_mode():
         for _ in tqdm(range(env.task.episode_length), desc=f"eval {env.task.name}", unit="step", disable=not progress):
-            env.step(policy.act(env.observation(policy.spec)))
+            env.step(policy.act(observe(env, policy.spec)))
             if on_step is not None:
                 on_step()
     return env.recorder.outcomes.clone()

@@ -1,0 +1,125 @@
+"""Vision in the loop: a policy evaluated in simulation with the cube's pose read from camera frames, as on the
+real arm, instead of from the simulator.
+
+Every control step, every environment is rendered from the camera (each episode with its own lighting, table
+and cube colours, and its own small error of the camera's pose against the calibration the estimator uses),
+degraded like a camera frame, and the estimator's position and yaw replace `object_pos` and `object_quat` in
+what the policy reads. A frame where the cube is not found keeps the last estimate (at first: the middle of
+the reset region), as a real perception loop would. The physics, the success check and everything else stay
+the simulator's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from robosmith.perception.camera import CameraError, CameraModel, place
+from robosmith.perception.cube import estimator_for
+from robosmith.perception.synthetic import Look, Style, SyntheticCamera, degrade
+from robosmith.runs import TrainingRun, write_json
+from robosmith.task.spec import TaskSpec
+from robosmith.train.env import TaskEnv
+from robosmith.train.evaluate import evaluate
+from robosmith.train.policy import Observation, PolicySpec, RLPolicy
+
+PERCEIVED_FIELDS = ("object_pos", "object_quat")
+
+
+class CameraObserver:
+    """`observe(env, spec)` for `play_episodes`: the environment's observations with the cube as perceived."""
+
+    def __init__(self, task: TaskSpec, camera: CameraModel, seed: int = 0, look: Look | None = None,
+                 pose_error_m: float = 0.001, pose_error_deg: float = 0.15) -> None:
+        self.task, self.camera, self.look = task, camera, look or Look(held=0.0)
+        self.synthetic = SyntheticCamera(task, camera, self.look)
+        self.estimator = estimator_for(task, camera)
+        self.rng = np.random.default_rng(seed)
+        # Per axis, std: the calibration's error as scripts/perception_bench.py measures it (1.4 mm and 0.2 deg
+        # on average), a bias that lasts the episode, as the real camera's stays until it is calibrated again.
+        self.pose_error = (pose_error_m, np.radians(pose_error_deg))
+        self.styles: list[Style] = []
+        self.cameras: list[CameraModel] = []
+        self.last_pos: np.ndarray | None = None
+        self.last_yaw: np.ndarray | None = None
+        self.held: np.ndarray | None = None
+        self.grasp_radius = 0.03  # m: an estimate this near the tool point is in the gripper
+        self.errors: list[float] = []  # m, of found estimates against the truth
+        self.frames = self.found = 0
+
+    def _start(self, n: int) -> None:
+        """Each environment (one episode each in an evaluation) gets its own look and its own camera error."""
+        self.styles = [self.synthetic.draw_style(self.rng) for _ in range(n)]
+        pos_err, rot_err = self.pose_error
+        self.cameras = [self.camera.with_pose(cv2.Rodrigues(self.rng.normal(0, rot_err, 3))[0] @ self.camera.rotation,
+                                              np.asarray(self.camera.pos) + self.rng.normal(0, pos_err, 3))
+                        for _ in range(n)]
+        reset = self.task.reset
+        prior = (np.mean(reset.object_x), np.mean(reset.object_y), self.task.scene.cube_size / 2)
+        self.last_pos, self.last_yaw = np.tile(prior, (n, 1)), np.zeros(n)
+        self.held = np.zeros(n, dtype=bool)  # the tracker: the cube was at the tool point in the last frame
+
+    def __call__(self, env: TaskEnv, spec: PolicySpec) -> Observation:
+        obs = env.observation(spec)
+        state = obs.state
+        if state.object_pos is None:
+            return obs
+        n = env.num_envs
+        if len(self.styles) != n:
+            self._start(n)
+        renderer, truth = self.synthetic.renderer, env.state.object_pos.numpy()
+        tools = state.ee_pos.numpy()  # on the arm: forward kinematics of the measured joints
+        for i in range(n):
+            self.synthetic.apply_style(self.styles[i])
+            place(renderer, self.cameras[i])
+            rgb = degrade(renderer.render(env.sim.qpos_of(i), None), self.rng, self.look)
+            estimate = self.estimator.estimate(rgb, tools[i], bool(self.held[i]))
+            self.frames += 1
+            if estimate.found:
+                self.found += 1
+                self.last_pos[i], self.last_yaw[i] = estimate.pos, estimate.yaw
+                self.held[i] = np.linalg.norm(self.last_pos[i] - tools[i]) < self.grasp_radius
+                self.errors.append(float(np.linalg.norm(self.last_pos[i] - truth[i])))
+        dtype = state.object_pos.dtype
+        quat = np.column_stack([np.cos(self.last_yaw / 2), np.zeros(n), np.zeros(n), np.sin(self.last_yaw / 2)])
+        perceived = dataclasses.replace(state, object_pos=torch.as_tensor(self.last_pos, dtype=dtype),
+                                        object_quat=torch.as_tensor(quat, dtype=dtype))
+        return dataclasses.replace(obs, state=perceived)
+
+    def figures(self) -> dict:
+        err = 1000 * np.asarray(self.errors) if self.errors else np.full(1, np.nan)
+        return {"frames": self.frames, "found_share": round(self.found / max(self.frames, 1), 4),
+                "median_mm": round(float(np.median(err)), 2), "p95_mm": round(float(np.percentile(err, 95)), 2)}
+
+    def close(self) -> None:
+        self.synthetic.close()
+
+
+def evaluate_perceived(run_dir: Path, camera: CameraModel, episodes: int = 100, seed: int = 12345,
+                       progress: bool = True, threads: int = 0, camera_file: str | None = None) -> dict:
+    """The run's policy with true state and with perceived state, the same initial states: eval_perceived.json."""
+    folder = TrainingRun(run_dir)
+    result: dict = {"episodes": episodes, "seed": seed, "camera": camera_file or "the scene's front camera"}
+    for key in ("true_state", "perceived"):
+        policy = RLPolicy(run_dir)
+        task = policy.task
+        observer = CameraObserver(task, camera, seed) if key == "perceived" else None
+        missing = [f for f in PERCEIVED_FIELDS if f in policy.spec.state_fields]
+        if key == "perceived" and not missing:
+            raise CameraError(f"{run_dir}: the policy reads no cube pose; nothing to perceive")
+        try:
+            r = evaluate(policy, task, run_dir, episodes, seed, video_episodes=0, progress=progress,
+                         threads=threads, reward_body=policy.reward_body, observe=observer)
+        finally:
+            if observer:
+                result["estimator"] = observer.figures()
+                observer.close()
+        result["task"] = task.name
+        result[key] = {k: r[k] for k in ("success_rate", "ci95", "successes")}
+    result["difference"] = round(result["true_state"]["success_rate"] - result["perceived"]["success_rate"], 4)
+    write_json(folder.eval_perceived, result)
+    return result
