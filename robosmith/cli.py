@@ -800,6 +800,8 @@ def bc_collect(
     = None,
     calibration: Annotated[Path | None, typer.Option(
         help="LeRobot calibration file: write the joints in range mode, as LeRobot < 0.5 did")] = None,
+    camera: Annotated[Path | None, typer.Option(
+        help="camera file (`robosmith camera locate`): the front video as that camera sees the scene")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
@@ -810,6 +812,10 @@ def bc_collect(
     from robosmith.task import load_task
 
     spec = _with_robot_params(load_task(task), robot_params)
+    if camera:
+        from robosmith.perception.camera import load_camera, with_camera
+
+        spec = with_camera(spec, load_camera(camera))
     if episodes < 1:
         _fail(f"--episodes must be >= 1, got {episodes}")
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"

@@ -3,11 +3,13 @@ calibration and location at a hidden pose, the cube from randomized frames, `rob
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -19,11 +21,21 @@ from robosmith.perception.camera import (
     load_camera,
     nominal_camera,
     save_camera,
+    with_camera,
 )
 from robosmith.perception.charuco import Board, board_in_base
 from robosmith.perception.cube import estimator_for
+from robosmith.perception.in_the_loop import CameraObserver
 from robosmith.perception.synthetic import Look, SyntheticCamera, held_board_views, table_board_views
+from robosmith.reward.load import load_reward
+from robosmith.robot.ik import solve_ik
+from robosmith.sim.render import SceneRenderer
+from robosmith.sim.scene import compile_scene
 from robosmith.task import load_task
+from robosmith.task.load import task_from_dict
+from robosmith.train.env import TaskEnv
+from robosmith.train.evaluate import play_episodes
+from robosmith.train.policy import PolicySpec
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +113,16 @@ def test_the_renderer_projects_as_the_camera_file_says(lift, nominal):
     # The same frame from the uncalibrated scene camera puts the cube elsewhere: the placement matters.
     assert np.linalg.norm(nominal.project(centre) - camera.project(centre)) > 10
 
+    # A task carrying the camera (`--camera FILE`) renders its front camera so at any size, and keeps it
+    # through the run's saved config.
+    task = task_from_dict(with_camera(lift, camera).to_dict())
+    small = SceneRenderer(task.scene, 320, 240)
+    rgb = small.render(qpos, None)
+    small.close()
+    ys, xs = np.nonzero((rgb[..., 0].astype(int) - rgb[..., 1]) > 80)
+    expected = (np.array([m["m10"], m["m01"]]) / m["m00"] + 0.5) / 2 - 0.5
+    assert np.abs(np.array([xs.mean(), ys.mean()]) - expected).max() < 0.5
+
 
 def test_calibrate_and_locate_a_hidden_camera_from_synthetic_board_frames(tmp_path, lift, nominal):
     camera = _hidden(nominal, seed=7)
@@ -169,3 +191,46 @@ def test_cube_from_randomized_frames_and_the_perceive_command(tmp_path, lift, no
     for r, f in zip(out, on_table, strict=False):
         assert np.linalg.norm(np.asarray(r["pos"]) - f.cube_pos) < 0.005
         assert abs((r["yaw"] - f.cube_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4) < np.radians(10)
+
+
+class HoverOverCube:
+    """Reads where the cube is once, then sends the tool 5 cm above it: where it ends up shows what it read."""
+
+    def __init__(self, task):
+        self.task, self.model = task, compile_scene(task.scene, visual=False)
+        self.spec = PolicySpec("scripted", task.name, task.description, ("joint_pos", "object_pos"), task.control_hz)
+        self.targets = None
+
+    def reset(self, env_ids=None):
+        self.targets = None
+
+    def act(self, observation):
+        s = observation.state
+        if self.targets is None:
+            home = np.asarray(self.task.reset.home)
+            self.targets = torch.as_tensor(np.stack([solve_ik(self.model, cube.numpy().astype(float) + (0, 0, 0.05),
+                                                              None, home)[0] for cube in s.object_pos]))
+        return self.task.action_map().actions_for(self.targets, observation.servo_targets)
+
+    def close(self):
+        pass
+
+
+def test_perceived_cube_reaches_the_policy_and_a_wrong_calibration_shows(lift, nominal):
+    task = dataclasses.replace(lift, episode_length=25)
+    wrong = nominal.with_pose(nominal.rotation, np.asarray(nominal.pos) + (0.03, 0.0, 0.0))
+    misses = {}
+    for name, actual in (("calibrated", None), ("off by 3 cm", wrong)):
+        env = TaskEnv(task, load_reward(task.reference_reward_body()), 2, seed=3, auto_reset=False)
+        observer = CameraObserver(task, nominal, seed=0, actual=actual)
+        play_episodes(env, HoverOverCube(task), progress=False, observe=observer)
+        figures = observer.figures()
+        observer.close()
+        tool, cube = env.state.ee_pos.numpy(), env.state.object_pos.numpy()
+        misses[name] = np.linalg.norm(tool[:, :2] - cube[:, :2], axis=1).max()
+        if actual is None:
+            assert figures["found_share"] > 0.95 and figures["median_mm"] < 6
+        else:
+            assert figures["median_mm"] > 20
+        env.close()
+    assert misses["calibrated"] < 0.02 < misses["off by 3 cm"]

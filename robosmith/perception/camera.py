@@ -157,14 +157,6 @@ def _numbers(path: Path, name: str, value, lengths: tuple[int, ...]) -> list[flo
     return [float(v) for v in value]
 
 
-def mujoco_camera_quat(quat: np.ndarray) -> np.ndarray:
-    """MuJoCo's camera quaternion (it looks along its -z, y up) for an OpenCV-axes quaternion, and back."""
-    flip = np.array([0.0, 1.0, 0.0, 0.0])  # half a turn about x: y and z change sign
-    out = np.zeros(4)
-    mujoco.mju_mulQuat(out, np.asarray(quat, dtype=float), flip)
-    return out
-
-
 def scene_camera(model: mujoco.MjModel, data: mujoco.MjData, name: str, width: int, height: int) -> CameraModel:
     """The camera file of one of a compiled scene's cameras (fovy, centred principal point), at its current pose."""
     cam = model.camera(name).id
@@ -184,15 +176,23 @@ def camera_renderer(scene, camera: CameraModel, name: str = "front"):
 
 def place(renderer, camera: CameraModel, name: str = "front") -> None:
     """Make the renderer's camera `name` this one (pose, intrinsics; the size is the renderer's)."""
-    renderer.place_camera(name, np.asarray(camera.pos), mujoco_camera_quat(np.asarray(camera.quat)),
-                          camera.fx, camera.fy, camera.cx, camera.cy)
+    renderer.place_camera(name, np.asarray(camera.pos), np.asarray(camera.quat), camera.fx, camera.fy, camera.cx,
+                          camera.cy)
 
 
 def nominal_camera(scene, width: int = 640, height: int = 480) -> CameraModel:
-    """The scene's own front camera as a camera file would describe it: the default where none is given."""
+    """The scene's front camera as a camera file would describe it: the default where none is given."""
+    if scene.camera:
+        return CameraModel(**scene.camera)
     from robosmith.sim.scene import compile_scene
 
     model = compile_scene(scene, visual=True)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     return scene_camera(model, data, "front", width, height)
+
+
+def with_camera(task, camera: CameraModel):
+    """The task whose scene renders its front camera as `camera` (eval videos, datasets, image policies)."""
+    scene = replace(task.scene, camera=camera.as_dict())
+    return replace(task, scene=scene)

@@ -61,8 +61,9 @@ class CubeEstimator:
         self.camera, self.size = camera, cube_size
         self.colour = colour or CubeColour()
         self.min_pixels = min_pixels
-        # A tool point this far above the resting cube and this near the blob's ray may hold the cube (m).
-        self.hold_height, self.hold_radius = hold_height, hold_radius
+        # A tool point this far above the resting cube and this near the blob's ray holds the cube (m); with a
+        # tracker's word that it held the cube a frame ago, this near.
+        self.hold_height, self.hold_tight, self.hold_radius = hold_height, hold_tight, hold_radius
         self._kernel = np.ones((3, 3), np.uint8)
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:

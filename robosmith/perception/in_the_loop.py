@@ -34,8 +34,11 @@ class CameraObserver:
     """`observe(env, spec)` for `play_episodes`: the environment's observations with the cube as perceived."""
 
     def __init__(self, task: TaskSpec, camera: CameraModel, seed: int = 0, look: Look | None = None,
-                 pose_error_m: float = 0.001, pose_error_deg: float = 0.15) -> None:
+                 pose_error_m: float = 0.001, pose_error_deg: float = 0.15, actual: CameraModel | None = None) -> None:
+        """`camera` is the calibration the estimator uses; frames come from `actual` (default: the same camera)
+        moved by a random error of `pose_error_*` per episode."""
         self.task, self.camera, self.look = task, camera, look or Look(held=0.0)
+        self.actual = actual or camera
         self.synthetic = SyntheticCamera(task, camera, self.look)
         self.estimator = estimator_for(task, camera)
         self.rng = np.random.default_rng(seed)
@@ -55,8 +58,9 @@ class CameraObserver:
         """Each environment (one episode each in an evaluation) gets its own look and its own camera error."""
         self.styles = [self.synthetic.draw_style(self.rng) for _ in range(n)]
         pos_err, rot_err = self.pose_error
-        self.cameras = [self.camera.with_pose(cv2.Rodrigues(self.rng.normal(0, rot_err, 3))[0] @ self.camera.rotation,
-                                              np.asarray(self.camera.pos) + self.rng.normal(0, pos_err, 3))
+        actual = self.actual
+        self.cameras = [actual.with_pose(cv2.Rodrigues(self.rng.normal(0, rot_err, 3))[0] @ actual.rotation,
+                                         np.asarray(actual.pos) + self.rng.normal(0, pos_err, 3))
                         for _ in range(n)]
         reset = self.task.reset
         prior = (np.mean(reset.object_x), np.mean(reset.object_y), self.task.scene.cube_size / 2)

@@ -29,14 +29,18 @@ class SceneRenderer:
         self.data = mujoco.MjData(self.model)
         self.renderer = mujoco.Renderer(self.model, height, width)
         self._goal_mocap = int(self.model.body(GOAL_BODY).mocapid[0])
+        if scene.camera:
+            self.place_camera("front", **_scaled(scene.camera, width, height))
 
     def place_camera(self, name: str, pos: np.ndarray, quat: np.ndarray, fx: float, fy: float, cx: float,
                      cy: float) -> None:
-        """Put a camera of the scene at `pos` with MuJoCo orientation `quat` (wxyz, relative to its parent body)
-        and a pinhole's intrinsics in pixels (OpenCV's convention: the top-left pixel's centre is (0, 0))."""
+        """Put a camera of the scene at `pos` with orientation `quat` (wxyz, relative to its parent body, OpenCV
+        camera axes: x right, y down, z forward) and a pinhole's intrinsics in pixels at this renderer's size
+        (OpenCV's convention: the top-left pixel's centre is (0, 0))."""
         cam = self.model.camera(name).id
         self.model.cam_pos[cam] = pos
-        self.model.cam_quat[cam] = quat
+        # MuJoCo's cameras look along their -z with y up: half a turn about x from OpenCV's axes.
+        mujoco.mju_mulQuat(self.model.cam_quat[cam], np.asarray(quat, dtype=float), np.array([0.0, 1.0, 0.0, 0.0]))
         pitch = 1e-5  # m per pixel; any value: MuJoCo only uses the ratios
         # MuJoCo's principal point is an offset from the image centre, positive towards the left and the top.
         self.model.cam_sensorsize[cam] = (self.width * pitch, self.height * pitch)
@@ -58,6 +62,14 @@ class SceneRenderer:
 
     def close(self) -> None:
         self.renderer.close()
+
+
+def _scaled(camera: dict, width: int, height: int) -> dict:
+    """A camera file's pose and intrinsics for images of another size (same field of view)."""
+    sx, sy = width / camera["width"], height / camera["height"]
+    return {"pos": np.asarray(camera["pos"], dtype=float), "quat": np.asarray(camera["quat"], dtype=float),
+            "fx": camera["fx"] * sx, "fy": camera["fy"] * sy,
+            "cx": (camera["cx"] + 0.5) * sx - 0.5, "cy": (camera["cy"] + 0.5) * sy - 0.5}
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:

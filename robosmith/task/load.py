@@ -119,6 +119,8 @@ class _Parser:
     def typed(self, value: Any, f: dataclasses.Field, fieldname: str) -> Any:
         """Check a value against a dataclass field's declared scalar type; lists become tuples."""
         kind = str(f.type)
+        if value is None and kind.endswith("| None"):
+            return None
         if kind.startswith("tuple") and isinstance(value, list):
             return tuple(value)
         if kind == "float" and isinstance(value, int) and not isinstance(value, bool):

@@ -34,6 +34,9 @@ class SceneConfig:
     # Effects the arm always has (registry names: lag, calibration offsets, noise), as a robot-params file or
     # system identification gives them; domain randomization, where on, draws over them at each reset.
     effects: dict[str, Any] = field(default_factory=dict)
+    # The real front camera (a camera file's fields: width, height, fx, fy, cx, cy, distortion, pos, quat in
+    # OpenCV axes): every render of the scene's front camera is placed and projected as it (`--camera FILE`).
+    camera: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.goal_marker not in ("point", "zone", "none"):
@@ -42,6 +45,10 @@ class SceneConfig:
             raise ValueError(f"cube_size must be within [0.01, 0.06] m, got {self.cube_size}")
         if not 0.0005 <= self.timestep <= 0.01:
             raise ValueError(f"timestep must be within [0.0005, 0.01] s, got {self.timestep}")
+        if self.camera is not None:
+            missing = {"width", "height", "fx", "fy", "cx", "cy", "pos", "quat"} - set(self.camera)
+            if missing:
+                raise ValueError(f"camera lacks {', '.join(sorted(missing))}")
 
 
 @dataclass
