@@ -282,9 +282,17 @@ def gap(
     units: Annotated[str | None, typer.Option(help="degrees or range, where the dataset does not say")] = None,
     calibration: Annotated[Path | None, typer.Option(help="the arm's LeRobot calibration file (range mode)")]
     = None,
+    camera: Annotated[Path | None, typer.Option(
+        help="camera file of the dataset's front camera: also the video gap (silhouette IoU, video lag, videos)")]
+    = None,
+    video_camera: Annotated[str, typer.Option(help="the dataset's camera the camera file describes")] = "front",
+    background: Annotated[Path | None, typer.Option(
+        help="photo of the scene without the arm in front of it (default: the median of the video frames)")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="print gap.json")] = False,
 ) -> None:
-    """Replay real episodes open-loop on the simulated arm: per-joint RMSE, lags, steady-state errors, stalls."""
+    """Replay real episodes open-loop on the simulated arm: per-joint RMSE, lags, steady-state errors, stalls;
+    with --camera, the video gap too."""
     from robosmith.robot.params import load_params_file
     from robosmith.runs import write_json
     from robosmith.sim2real.critique import critique
@@ -298,6 +306,14 @@ def gap(
     report = gap_report(data, result, params)
     report["critique"] = critique(report)
     out.mkdir(parents=True, exist_ok=True)
+    if camera:
+        from robosmith.perception.camera import load_camera
+        from robosmith.sim2real.video_gap import read_background, video_gap
+        from robosmith.task.spec import SceneConfig
+
+        # The arm at the measured joints: its geometry is all a render needs (no cube: none was recorded).
+        report["video"] = video_gap(data, SceneConfig(), load_camera(camera), out, video_camera,
+                                    read_background(background) if background else None)
     write_json(out / "gap.json", report)
     plots = [plot_episode(result, e, f"episode {ep.index}: command, real, simulated", out / f"gap_ep{ep.index}.png")
              for e, ep in enumerate(data.episodes[:8])]
@@ -314,6 +330,10 @@ def gap(
     typer.echo(f"gripper stalls: real {report['gripper_stalls']['real']}, sim {report['gripper_stalls']['sim']}")
     for finding in report["critique"]["findings"]:
         typer.echo(f"- {finding}")
+    if "video" in report:
+        v = report["video"]
+        typer.echo(f"video gap ({v['camera']}): arm silhouette IoU {v['iou_mean']:.3f}, video lag "
+                   f"{_ms(v['lag_ms'])} behind the joint states; videos in {out}")
     if report["critique"]["fit"]:
         typer.echo(f"worth fitting: robosmith sysid {dataset} --params {','.join(report['critique']['fit'])} "
                    "--out arm.yaml")

@@ -1,5 +1,6 @@
 """Behaviour cloning through LeRobot: units, demonstrations, the dataset round trip, evaluation, finetuning."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -102,6 +103,45 @@ def test_dataset_loads_in_lerobot_with_videos_and_units(dataset):
     # The gripper closes during the demonstration: its action goes from open (high) to closed (low).
     actions = torch.stack([ds[i]["action"][5] for i in range(task.episode_length)])
     assert float(actions[:20].mean()) > 50.0 and float(actions[-10:].mean()) < 20.0
+
+
+@pytest.mark.slow
+def test_video_gap_of_a_recording_against_its_own_camera(dataset, tmp_path):
+    """Sim against sim: the recorded front video against renders of its joint states from the camera that
+    recorded it (IoU near 1), from a camera 3 cm off (lower), and a video that lags the states by 3 frames."""
+    import cv2
+
+    from robosmith.perception.camera import nominal_camera, save_camera
+    from robosmith.sim2real.dataset import load_dataset
+    from robosmith.sim2real.video_gap import ArmRenderer, episode_frames, motion, video_gap, video_lag_frames
+
+    task = load_task("so101_lift")
+    full = nominal_camera(task.scene)
+    camera = dataclasses.replace(full, width=160, height=120, fx=full.fx / 4, fy=full.fy / 4,
+                                 cx=(full.cx + 0.5) / 4 - 0.5, cy=(full.cy + 0.5) / 4 - 0.5)
+    arm = ArmRenderer(task.scene, camera)
+    background = arm.background()
+    cv2.imwrite(str(tmp_path / "empty.png"), cv2.cvtColor(background, cv2.COLOR_RGB2BGR))
+    result = CliRunner().invoke(app, ["gap", str(dataset), "--units", "degrees", "--episodes", "0", "--out",
+                                      str(tmp_path / "gap"), "--camera", str(save_camera(camera, tmp_path / "c.yaml")),
+                                      "--background", str(tmp_path / "empty.png")])
+    assert result.exit_code == 0, result.output
+    video = json.loads((tmp_path / "gap" / "gap.json").read_text())["video"]
+    assert video["iou_mean"] > 0.85 and video["episodes"][0]["lag_frames"] == 0
+    assert (tmp_path / "gap" / "gap_video_ep0.mp4").stat().st_size > 0
+
+    data = load_dataset(dataset, [0], units="degrees")
+    data.episodes[0].state = data.episodes[0].state[:40]
+    lower = camera.with_pose(camera.rotation, np.asarray(camera.pos) + (0.0, 0.0, -0.03))
+    moved = video_gap(data, task.scene, lower, tmp_path / "moved", background=background, video_episodes=0)
+    assert moved["iou_mean"] < video["iou_mean"] - 0.15
+
+    real = episode_frames(dataset, 0)[:60]
+    sim = np.stack([arm.render(q)[0] for q in data.episodes[0].state[:40]] +
+                   [arm.render(q)[0] for q in load_dataset(dataset, [0], units="degrees").episodes[0].state[40:60]])
+    arm.close()
+    assert video_lag_frames(motion(real[:-3]), motion(sim[3:])) == 3  # the video shows each state 3 frames late
+    assert video_lag_frames(motion(real[3:]), motion(sim[:-3])) == -3
 
 
 @pytest.mark.slow
