@@ -1077,6 +1077,9 @@ def deploy(
     seed: Annotated[int, typer.Option(help="with --sim, the initial states of `robosmith eval --seed`")] = 12345,
     safety: Annotated[Path | None, typer.Option(help="YAML of safety limits replacing the task's (e.g. a smaller "
                                                 "max_step for a first run)")] = None,
+    camera: Annotated[Path | None, typer.Option(
+        help="camera file of the robot's front camera: the cube's pose from its frames (cube tasks)")] = None,
+    camera_name: Annotated[str, typer.Option(help="the robot's camera the camera file describes")] = "front",
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Run a policy on the SO-101 (or `--sim`) through LeRobot, behind the safety layer; record every episode."""
@@ -1096,16 +1099,24 @@ def deploy(
     loaded = load_policy(folder, spec)
     if episodes < 1:
         _fail(f"--episodes {episodes}: at least 1")
+    cam = None
+    if camera:
+        from robosmith.perception.camera import load_camera
+
+        cam = load_camera(camera)
     calibration, range_mode = None, False
     if sim:
         from robosmith.deploy.sim_robot import SimSO101, SimSO101Config
 
-        cameras = list(dict.fromkeys([*loaded.spec.cameras, *(c.strip() for c in (sim_cameras or "").split(",")
-                                                              if c.strip())]))
+        wanted = [*loaded.spec.cameras, *(c.strip() for c in (sim_cameras or "").split(",") if c.strip())]
+        cameras = list(dict.fromkeys(wanted + ([camera_name] if cam else [])))
         height, width = next(iter(loaded.spec.cameras.values())) if loaded.spec.cameras else _image_size(camera_size)
+        if cam:  # the estimator reads frames of the camera file's size
+            height, width = cam.height, cam.width
         robot = SimSO101(SimSO101Config(
             task=task, seed=seed, robot_params=str(robot_params) if robot_params else None, sim_cameras=cameras,
-            image_height=height, image_width=width, id="sim", calibration_dir=Path(tempfile.mkdtemp())))
+            image_height=height, image_width=width, id="sim", calibration_dir=Path(tempfile.mkdtemp()),
+            camera_file=str(camera) if camera else None))
     else:
         if robot_port is None:
             _fail("--robot.port: required on the arm (or run with --sim)")
@@ -1113,9 +1124,9 @@ def deploy(
                                        robot_use_degrees)
         range_mode = not robot_use_degrees
     settings = DeploySettings(episodes=episodes, seed=seed, sim=sim, realtime=not sim, rehearse=rehearse and not sim,
-                              yes=yes)
+                              yes=yes, camera_name=camera_name)
     result = run_deploy(loaded, spec, robot, record, settings, calibration=calibration, range_mode=range_mode,
-                        progress=progress, policy_path=folder)
+                        progress=progress, policy_path=folder, camera=cam)
     lo, hi = result["ci95"] or (0.0, 0.0)
     rate = result["success_rate"]
     typer.echo(f"{result['n']} episodes: success {rate if rate is None else f'{rate:.0%}'} (95% CI {lo:.0%}-{hi:.0%})"

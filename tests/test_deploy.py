@@ -21,7 +21,15 @@ from typer.testing import CliRunner
 
 from robosmith.cli import app
 from robosmith.deploy.feetech_emulator import EmulatedArm, ServoSetup
-from robosmith.deploy.loop import Arm, DeploySettings, StateBuilder, deploy, refuse_unmeasurable, run_episode
+from robosmith.deploy.loop import (
+    Arm,
+    DeploySettings,
+    StateBuilder,
+    deploy,
+    refuse_unmeasurable,
+    run_episode,
+    sim_initial_states,
+)
 from robosmith.deploy.safety import SafetyLayer, SafetyStop, joint_limits
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.units import load_calibration, to_lerobot
@@ -237,6 +245,41 @@ def test_policy_needing_the_cube_is_refused_on_hardware():
     with pytest.raises(PolicyError, match="object_pos, object_quat, finger_contact"):
         refuse_unmeasurable(policy, sim=False)
     assert refuse_unmeasurable(policy, sim=True) == ["object_pos", "object_quat", "finger_contact"]
+    # With a camera file the estimator gives the cube's pose; what no camera sees still refuses, by name.
+    with pytest.raises(PolicyError, match=r"reads finger_contact, .*the camera gives object_pos, object_quat"):
+        refuse_unmeasurable(policy, sim=False, perceived=("object_pos", "object_quat"))
+    sees_the_cube = ScriptedPolicy(task, fields=("joint_pos", "object_pos"))
+    assert refuse_unmeasurable(sees_the_cube, sim=False, perceived=("object_pos", "object_quat")) == []
+
+
+def test_state_builder_reads_the_cube_from_the_robots_camera(tmp_path):
+    """The simulated arm renders its front camera as a camera file says; the builder, told nothing by the
+    simulator, puts the estimator's cube into the state a policy reads."""
+    from robosmith.deploy.loop import DeployError
+    from robosmith.deploy.sim_robot import SimSO101, SimSO101Config
+    from robosmith.perception.camera import nominal_camera, save_camera
+
+    task = load_task("so101_lift")
+    camera = nominal_camera(task.scene)
+    camera = camera.with_pose(camera.rotation, np.asarray(camera.pos) + (0.02, -0.01, 0.0))  # not the scene's own
+    robot = SimSO101(SimSO101Config(task="so101_lift", sim_cameras=["front"], image_height=480, image_width=640,
+                                    camera_file=str(save_camera(camera, tmp_path / "cam.yaml")), id="sim",
+                                    calibration_dir=tmp_path / "cal"))
+    robot.connect()
+    qpos, qvel, _ = sim_initial_states(task, 2, seed=4)
+    builder = StateBuilder(task, None, camera)
+    arm = Arm(robot, None, False)
+    for ep in range(2):
+        robot.start_episode(qpos[ep], qvel[ep])
+        builder.start_episode()
+        _, degrees, images = arm.read()
+        zeros = torch.zeros(1, 6)
+        s = builder.build(degrees, None, zeros, zeros, 0, None, images)
+        truth = robot.sim_state().object_pos[0].numpy()
+        assert np.linalg.norm(s.object_pos[0].numpy() - truth) < 0.005
+    with pytest.raises(DeployError, match="no 'front' camera frame"):
+        builder.build(degrees, None, zeros, zeros, 1, None, {})
+    robot.disconnect()
 
 
 @pytest.mark.slow

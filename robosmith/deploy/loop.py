@@ -30,6 +30,9 @@ from robosmith.contract.state import SimState
 from robosmith.deploy.report import write_deploy_report
 from robosmith.deploy.safety import Intervention, SafetyLayer, SafetyStop
 from robosmith.errors import RobosmithError
+from robosmith.perception.camera import CameraModel
+from robosmith.perception.cube import CubeTracker, tracker_for
+from robosmith.perception.in_the_loop import PERCEIVED_FIELDS
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.robot.units import LEROBOT_JOINT_NAMES, MotorCalibration, from_lerobot, to_lerobot
 from robosmith.sim2real.dataset import ACTION, STATE, UNITS_FILE, image_key, so101_features
@@ -58,6 +61,7 @@ class DeploySettings:
     seed: int = 12345  # with --sim, the same initial states as `robosmith eval --seed` of the same policy
     sim: bool = False
     realtime: bool = True  # pace the loop at the task's control rate (off in --sim: as fast as the CPU goes)
+    camera_name: str = "front"  # the robot's camera a camera file (`deploy(camera=...)`) describes
     rehearse: bool = True
     yes: bool = False  # confirm the rehearsal without asking
 
@@ -144,13 +148,24 @@ class Arm:
 class StateBuilder:
     """A SimState of the one arm from its readings: what a policy of the contract reads on hardware."""
 
-    def __init__(self, task: TaskSpec, sim_robot=None) -> None:
+    def __init__(self, task: TaskSpec, sim_robot=None, camera: CameraModel | None = None,
+                 camera_name: str = "front") -> None:
+        """`camera` (a located camera file) puts the cube's pose from the estimator on the frames of the robot's
+        `camera_name` camera into `object_pos` and `object_quat`; otherwise, with `sim_robot`, they are the
+        simulator's."""
         self.task, self.sim_robot = task, sim_robot
+        self.camera, self.camera_name = camera, camera_name
         self.fk = ToolKinematics()
         self.previous_q: np.ndarray | None = None
+        self.tracker: CubeTracker | None = None
+
+    def start_episode(self) -> None:
+        self.previous_q = None
+        self.tracker = tracker_for(self.task, self.camera) if self.camera is not None else None
 
     def build(self, degrees: np.ndarray, velocity: np.ndarray | None, action: torch.Tensor,
-              prev_action: torch.Tensor, step: int, goal: np.ndarray | None) -> SimState:
+              prev_action: torch.Tensor, step: int, goal: np.ndarray | None,
+              images: dict[str, np.ndarray] | None = None) -> SimState:
         q = from_lerobot(torch.as_tensor(degrees, dtype=torch.float64)).numpy()
         if velocity is None:  # no velocity registers: finite differences over one control period
             velocity = np.zeros(6) if self.previous_q is None else (q - self.previous_q) * self.task.control_hz
@@ -165,15 +180,25 @@ class StateBuilder:
             for name in SIM_ONLY_FIELDS:
                 if getattr(true, name, None) is not None:
                     setattr(s, name, getattr(true, name).clone())
+        if self.tracker is not None:
+            frame = (images or {}).get(self.camera_name)
+            if frame is None:
+                raise DeployError(f"the robot sent no {self.camera_name!r} camera frame; the camera file is for it "
+                                  "(--robot.cameras, or --camera-name)")
+            self.tracker.see(np.asarray(frame), pos)
+            s.object_pos, s.object_quat = row(self.tracker.pos), row(self.tracker.quat)
         return s
 
 
-def refuse_unmeasurable(policy: Policy, sim: bool) -> list[str]:
-    """The fields this policy reads that only a simulator has; on hardware that is a one-line refusal."""
-    needed = [f for f in policy.spec.state_fields if f in SIM_ONLY_FIELDS]
+def refuse_unmeasurable(policy: Policy, sim: bool, perceived: tuple[str, ...] = ()) -> list[str]:
+    """The fields this policy reads that only a simulator has (`perceived` ones come from the camera); on
+    hardware any of them is a one-line refusal."""
+    needed = [f for f in policy.spec.state_fields if f in SIM_ONLY_FIELDS and f not in perceived]
     if needed and not sim:
+        source = (f"the camera gives {', '.join(perceived)}" if perceived
+                  else f"{', '.join(PERCEIVED_FIELDS)} need a camera file: --camera FILE")
         raise PolicyError(f"the {policy.spec.kind} policy for {policy.spec.task} reads {', '.join(needed)}, which "
-                          "the real arm cannot measure (no perception estimator yet); try it with --sim")
+                          f"the real arm cannot measure ({source}); try it with --sim")
     return needed
 
 
@@ -234,7 +259,7 @@ def run_episode(arm: Arm, policy: Policy, task: TaskSpec, layer: SafetyLayer, bu
                 time.sleep(period)
         _, present, _ = arm.read()
     layer.reset(present)
-    builder.previous_q = None
+    builder.start_episode()
     policy.reset()
     targets = from_lerobot(torch.as_tensor(present, dtype=torch.float64))[None]
     action = prev_action = torch.zeros(1, 6)
@@ -247,7 +272,7 @@ def run_episode(arm: Arm, policy: Policy, task: TaskSpec, layer: SafetyLayer, bu
             if step % HEALTH_EVERY == 0:
                 temperature, load = arm.health()
                 layer.check_health(temperature, load)
-            s = builder.build(degrees, arm.velocity(), action, prev_action, step, goal)
+            s = builder.build(degrees, arm.velocity(), action, prev_action, step, goal, images)
             frames = {c: torch.as_tensor(images[c])[None] for c in images}
             with torch.inference_mode():
                 prev_action, action = action, policy.act(Observation(s, frames, targets.float())).float()
@@ -304,7 +329,7 @@ def _sampled_goal(task: TaskSpec, rng: np.random.Generator) -> np.ndarray | None
 def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: DeploySettings,
            calibration: dict[str, MotorCalibration] | None = None, range_mode: bool = False,
            judge: Callable[[int], bool] | None = None, prompt: Callable[[str], str] = input,
-           progress: bool = True, policy_path: Path | None = None) -> dict:
+           progress: bool = True, policy_path: Path | None = None, camera: CameraModel | None = None) -> dict:
     """Run `settings.episodes` episodes of `policy` on `robot` (a LeRobot Robot, connected here) and record them
     as a LeRobot dataset in `out_dir`; writes deploy.json, safety.jsonl and deploy.html there; returns deploy.json.
 
@@ -319,7 +344,8 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
         raise DeployError(f"{out_dir}: already exists; choose a new --record folder")
     if policy.spec.task != task.name:
         raise DeployError(f"the policy was trained for {policy.spec.task}, not {task.name}")
-    sim_fields = refuse_unmeasurable(policy, settings.sim)
+    perceived = tuple(f for f in PERCEIVED_FIELDS if f in policy.spec.state_fields) if camera is not None else ()
+    sim_fields = refuse_unmeasurable(policy, settings.sim, perceived)
     if settings.sim and not hasattr(robot, "sim_state"):
         raise DeployError("--sim needs the simulated arm (robot type robosmith_so101_sim)")
     torch.manual_seed(settings.seed)
@@ -327,6 +353,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
         "task": task.name, "policy": str(policy_path) if policy_path else None, "kind": policy.spec.kind,
         "robot_type": robot.name, "sim": settings.sim, "seed": settings.seed,
         "privileged_fields": sim_fields, "privileged_source": "simulator" if sim_fields else None,
+        "perceived_fields": list(perceived), "camera": settings.camera_name if perceived else None,
         "units": "range" if range_mode else "degrees", "episodes": [], "success_rate": None, "ci95": None,
         "sim_success_rate": None, "rehearsal": None, "interrupted": False, "error": None,
     }
@@ -345,7 +372,7 @@ def deploy(policy: Policy, task: TaskSpec, robot, out_dir: Path, settings: Deplo
 
     arm = Arm(robot, calibration, range_mode)
     layer = SafetyLayer.for_arm(task.safety, task.control_hz, calibration)
-    builder = StateBuilder(task, robot if settings.sim else None)
+    builder = StateBuilder(task, robot if settings.sim else None, camera if perceived else None, settings.camera_name)
     dataset = LeRobotDataset.create(repo_id=f"robosmith/{out_dir.name}", fps=int(round(task.control_hz)),
                                     features=dataset_features(arm), root=out_dir / "dataset",
                                     robot_type=robot.name, use_videos=True)

@@ -39,6 +39,7 @@ class SimSO101Config(RobotConfig):
     sim_cameras: list[str] = field(default_factory=list)  # the scene's cameras to render: front, wrist
     image_height: int = 480
     image_width: int = 640
+    camera_file: str | None = None  # a camera file: the front camera rendered as that calibrated camera
 
 
 class SimSO101(Robot):
@@ -76,6 +77,10 @@ class SimSO101(Robot):
             from robosmith.task.spec import with_robot_params
 
             task = with_robot_params(task, load_params_file(Path(self.config.robot_params)))
+        if self.config.camera_file:
+            from robosmith.perception.camera import load_camera, with_camera
+
+            task = with_camera(task, load_camera(Path(self.config.camera_file)))
         self.task = task
         self.env = BatchedEnv(task.scene, env_config(task, 1, self.config.seed), task.reset, task.has_goal)
         if self.config.sim_cameras:

@@ -166,3 +166,36 @@ def estimator_for(task: TaskSpec, camera: CameraModel, hue: float | None = None)
         raise CameraError(f"task {task.name}: has no cube to perceive")
     colour = CubeColour(hue=hue) if hue is not None else CubeColour.of_rgb(CUBE_RGBA[:3])
     return CubeEstimator(camera, task.scene.cube_size, colour)
+
+
+class CubeTracker:
+    """The cube of one camera over time, as a policy reads it: the last estimate holds through frames where the
+    cube is not found (at first: `prior`), and a cube found at the tool point is held until it is seen apart."""
+
+    grasp_radius = 0.03  # m: an estimate this near the tool point is in the gripper
+
+    def __init__(self, estimator: CubeEstimator, prior: tuple[float, float, float]) -> None:
+        self.estimator = estimator
+        self.pos, self.yaw, self.held = np.asarray(prior, dtype=float), 0.0, False
+        self.frames = self.found = 0
+
+    def see(self, rgb: np.ndarray, tool: np.ndarray) -> CubeEstimate:
+        estimate = self.estimator.estimate(rgb, tool, self.held)
+        self.frames += 1
+        if estimate.found:
+            self.found += 1
+            self.pos, self.yaw = np.asarray(estimate.pos), float(estimate.yaw)
+            self.held = bool(np.linalg.norm(self.pos - np.asarray(tool)) < self.grasp_radius)
+        return estimate
+
+    @property
+    def quat(self) -> np.ndarray:
+        """The yaw as a quaternion (w, x, y, z): what `object_quat` holds for a cube lying flat."""
+        return np.array([np.cos(self.yaw / 2), 0.0, 0.0, np.sin(self.yaw / 2)])
+
+
+def tracker_for(task: TaskSpec, camera: CameraModel) -> CubeTracker:
+    """A tracker of `task`'s cube, starting from the middle of the task's reset region."""
+    reset = task.reset
+    prior = (float(np.mean(reset.object_x)), float(np.mean(reset.object_y)), task.scene.cube_size / 2)
+    return CubeTracker(estimator_for(task, camera), prior)

@@ -4,9 +4,8 @@ real arm, instead of from the simulator.
 Every control step, every environment is rendered from the camera (each episode with its own lighting, table
 and cube colours, and its own small error of the camera's pose against the calibration the estimator uses),
 degraded like a camera frame, and the estimator's position and yaw replace `object_pos` and `object_quat` in
-what the policy reads. A frame where the cube is not found keeps the last estimate (at first: the middle of
-the reset region), as a real perception loop would. The physics, the success check and everything else stay
-the simulator's.
+what the policy reads, through the same `CubeTracker` the deploy loop uses on the real arm. The physics, the
+success check and everything else stay the simulator's.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from robosmith.perception.camera import CameraError, CameraModel, place
-from robosmith.perception.cube import estimator_for
+from robosmith.perception.cube import CubeTracker, tracker_for
 from robosmith.perception.synthetic import Look, Style, SyntheticCamera, degrade
 from robosmith.runs import TrainingRun, write_json
 from robosmith.task.spec import TaskSpec
@@ -40,19 +39,14 @@ class CameraObserver:
         self.task, self.camera, self.look = task, camera, look or Look(held=0.0)
         self.actual = actual or camera
         self.synthetic = SyntheticCamera(task, camera, self.look)
-        self.estimator = estimator_for(task, camera)
         self.rng = np.random.default_rng(seed)
         # Per axis, std: the calibration's error as scripts/perception_bench.py measures it (1.4 mm and 0.2 deg
         # on average), a bias that lasts the episode, as the real camera's stays until it is calibrated again.
         self.pose_error = (pose_error_m, np.radians(pose_error_deg))
         self.styles: list[Style] = []
         self.cameras: list[CameraModel] = []
-        self.last_pos: np.ndarray | None = None
-        self.last_yaw: np.ndarray | None = None
-        self.held: np.ndarray | None = None
-        self.grasp_radius = 0.03  # m: an estimate this near the tool point is in the gripper
+        self.trackers: list[CubeTracker] = []
         self.errors: list[float] = []  # m, of found estimates against the truth
-        self.frames = self.found = 0
 
     def _start(self, n: int) -> None:
         """Each environment (one episode each in an evaluation) gets its own look and its own camera error."""
@@ -62,10 +56,7 @@ class CameraObserver:
         self.cameras = [actual.with_pose(cv2.Rodrigues(self.rng.normal(0, rot_err, 3))[0] @ actual.rotation,
                                          np.asarray(actual.pos) + self.rng.normal(0, pos_err, 3))
                         for _ in range(n)]
-        reset = self.task.reset
-        prior = (np.mean(reset.object_x), np.mean(reset.object_y), self.task.scene.cube_size / 2)
-        self.last_pos, self.last_yaw = np.tile(prior, (n, 1)), np.zeros(n)
-        self.held = np.zeros(n, dtype=bool)  # the tracker: the cube was at the tool point in the last frame
+        self.trackers = [tracker_for(self.task, self.camera) for _ in range(n)]
 
     def __call__(self, env: TaskEnv, spec: PolicySpec) -> Observation:
         obs = env.observation(spec)
@@ -81,22 +72,19 @@ class CameraObserver:
             self.synthetic.apply_style(self.styles[i])
             place(renderer, self.cameras[i])
             rgb = degrade(renderer.render(env.sim.qpos_of(i), None), self.rng, self.look)
-            estimate = self.estimator.estimate(rgb, tools[i], bool(self.held[i]))
-            self.frames += 1
-            if estimate.found:
-                self.found += 1
-                self.last_pos[i], self.last_yaw[i] = estimate.pos, estimate.yaw
-                self.held[i] = np.linalg.norm(self.last_pos[i] - tools[i]) < self.grasp_radius
-                self.errors.append(float(np.linalg.norm(self.last_pos[i] - truth[i])))
+            tracker = self.trackers[i]
+            if tracker.see(rgb, tools[i]).found:
+                self.errors.append(float(np.linalg.norm(tracker.pos - truth[i])))
         dtype = state.object_pos.dtype
-        quat = np.column_stack([np.cos(self.last_yaw / 2), np.zeros(n), np.zeros(n), np.sin(self.last_yaw / 2)])
-        perceived = dataclasses.replace(state, object_pos=torch.as_tensor(self.last_pos, dtype=dtype),
-                                        object_quat=torch.as_tensor(quat, dtype=dtype))
+        perceived = dataclasses.replace(
+            state, object_pos=torch.as_tensor(np.stack([t.pos for t in self.trackers]), dtype=dtype),
+            object_quat=torch.as_tensor(np.stack([t.quat for t in self.trackers]), dtype=dtype))
         return dataclasses.replace(obs, state=perceived)
 
     def figures(self) -> dict:
         err = 1000 * np.asarray(self.errors) if self.errors else np.full(1, np.nan)
-        return {"frames": self.frames, "found_share": round(self.found / max(self.frames, 1), 4),
+        frames = sum(t.frames for t in self.trackers)
+        return {"frames": frames, "found_share": round(sum(t.found for t in self.trackers) / max(frames, 1), 4),
                 "median_mm": round(float(np.median(err)), 2), "p95_mm": round(float(np.percentile(err, 95)), 2)}
 
     def close(self) -> None:
