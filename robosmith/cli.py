@@ -822,6 +822,8 @@ def bc_collect(
         help="LeRobot calibration file: write the joints in range mode, as LeRobot < 0.5 did")] = None,
     camera: Annotated[Path | None, typer.Option(
         help="camera file (`robosmith camera locate`): the front video as that camera sees the scene")] = None,
+    background: Annotated[Path | None, typer.Option(
+        help="with --camera: photo of the real scene from it, shown behind the arm in the front video")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
@@ -835,7 +837,7 @@ def bc_collect(
     if camera:
         from robosmith.perception.camera import load_camera, with_camera
 
-        spec = with_camera(spec, load_camera(camera))
+        spec = with_camera(spec, load_camera(camera), background)
     if episodes < 1:
         _fail(f"--episodes must be >= 1, got {episodes}")
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"

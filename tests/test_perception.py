@@ -92,7 +92,7 @@ def test_camera_file_round_trip_and_bad_files(tmp_path, nominal):
     assert not load_camera(intrinsics, need_pose=False).located
 
 
-def test_the_renderer_projects_as_the_camera_file_says(lift, nominal):
+def test_the_renderer_projects_as_the_camera_file_says(tmp_path, lift, nominal):
     """The cube's rendered pixels against the silhouette the camera model computes, off-centre intrinsics."""
     camera = _hidden(nominal, seed=3)
     renderer = camera_renderer(lift.scene, camera)
@@ -122,6 +122,19 @@ def test_the_renderer_projects_as_the_camera_file_says(lift, nominal):
     ys, xs = np.nonzero((rgb[..., 0].astype(int) - rgb[..., 1]) > 80)
     expected = (np.array([m["m10"], m["m01"]]) / m["m00"] + 0.5) / 2 - 0.5
     assert np.abs(np.array([xs.mean(), ys.mean()]) - expected).max() < 0.5
+
+    # A photo of the real scene (here: a blue one) replaces the table behind the arm and the cube.
+    photo = np.zeros((480, 640, 3), np.uint8)
+    photo[..., 2] = 200
+    cv2.imwrite(str(tmp_path / "empty.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    composited = SceneRenderer(with_camera(lift, camera, tmp_path / "empty.png").scene, 320, 240)
+    over = composited.render(qpos, None)
+    composited.close()
+    blue = (over[..., 2] == 200) & (over[..., 0] == 0)
+    arm_or_cube = (np.abs(rgb.astype(int) - over).sum(axis=-1) == 0) & ~blue
+    assert blue.mean() > 0.5 and arm_or_cube.mean() > 0.05
+    cube = (rgb[..., 0].astype(int) - rgb[..., 1]) > 80
+    assert cube.any() and np.all(over[cube] == rgb[cube])
 
 
 def test_calibrate_and_locate_a_hidden_camera_from_synthetic_board_frames(tmp_path, lift, nominal):

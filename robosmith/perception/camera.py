@@ -192,7 +192,11 @@ def nominal_camera(scene, width: int = 640, height: int = 480) -> CameraModel:
     return scene_camera(model, data, "front", width, height)
 
 
-def with_camera(task, camera: CameraModel):
-    """The task whose scene renders its front camera as `camera` (eval videos, datasets, image policies)."""
-    scene = replace(task.scene, camera=camera.as_dict())
+def with_camera(task, camera: CameraModel, background: Path | None = None):
+    """The task whose scene renders its front camera as `camera` (eval videos, datasets, image policies), with
+    `background` (a photo of the real scene from that camera, without the arm in front) behind the arm."""
+    if background is not None and not Path(background).is_file():
+        raise CameraError(f"{background}: no such image (--background)")
+    scene = replace(task.scene, camera=camera.as_dict(),
+                    background=str(Path(background).resolve()) if background else task.scene.background)
     return replace(task, scene=scene)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import imageio.v2 as imageio
 import mujoco
 import numpy as np
@@ -31,6 +32,16 @@ class SceneRenderer:
         self._goal_mocap = int(self.model.body(GOAL_BODY).mocapid[0])
         if scene.camera:
             self.place_camera("front", **_scaled(scene.camera, width, height))
+        self._table = self.model.geom("table").id
+        self.background: np.ndarray | None = None
+        if scene.background:
+            self.set_background(imageio.imread(scene.background)[..., :3])
+
+    def set_background(self, image: np.ndarray | None) -> None:
+        """A photo (RGB) shown behind the front camera's renders wherever the simulated table or nothing is."""
+        if image is not None and image.shape[:2] != (self.height, self.width):
+            image = cv2.resize(np.asarray(image, np.uint8), (self.width, self.height), interpolation=cv2.INTER_AREA)
+        self.background = None if image is None else np.asarray(image, np.uint8)
 
     def place_camera(self, name: str, pos: np.ndarray, quat: np.ndarray, fx: float, fy: float, cx: float,
                      cy: float) -> None:
@@ -58,7 +69,18 @@ class SceneRenderer:
         self.renderer.update_scene(self.data, camera)
         self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-        return self.renderer.render().copy()
+        rgb = self.renderer.render().copy()
+        if self.background is None or camera != "front":
+            return rgb
+        self.renderer.enable_segmentation_rendering()
+        try:
+            self.renderer.update_scene(self.data, camera)
+            seg = self.renderer.render()
+        finally:
+            self.renderer.disable_segmentation_rendering()
+        behind = (seg[..., 0] == -1) | ((seg[..., 0] == self._table) & (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)))
+        rgb[behind] = self.background[behind]
+        return rgb
 
     def close(self) -> None:
         self.renderer.close()

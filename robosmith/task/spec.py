@@ -37,6 +37,9 @@ class SceneConfig:
     # The real front camera (a camera file's fields: width, height, fx, fy, cx, cy, distortion, pos, quat in
     # OpenCV axes): every render of the scene's front camera is placed and projected as it (`--camera FILE`).
     camera: dict[str, Any] | None = None
+    # A photo of the real scene from that camera without the arm in front of it (an image file): composited
+    # behind the front camera's renders in place of the simulated table (`--background FILE`).
+    background: str | None = None
 
     def __post_init__(self) -> None:
         if self.goal_marker not in ("point", "zone", "none"):
