@@ -304,7 +304,6 @@ def gap(
     params = load_params_file(robot_params) if robot_params else {}
     result = replay(data, params)
     report = gap_report(data, result, params)
-    report["critique"] = critique(report)
     out.mkdir(parents=True, exist_ok=True)
     if camera:
         from robosmith.perception.camera import load_camera
@@ -314,6 +313,7 @@ def gap(
         # The arm at the measured joints: its geometry is all a render needs (no cube: none was recorded).
         report["video"] = video_gap(data, SceneConfig(), load_camera(camera), out, video_camera,
                                     read_background(background) if background else None)
+    report["critique"] = critique(report)
     write_json(out / "gap.json", report)
     plots = [plot_episode(result, e, f"episode {ep.index}: command, real, simulated", out / f"gap_ep{ep.index}.png")
              for e, ep in enumerate(data.episodes[:8])]

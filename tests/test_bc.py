@@ -128,6 +128,8 @@ def test_video_gap_of_a_recording_against_its_own_camera(dataset, tmp_path):
     assert result.exit_code == 0, result.output
     video = json.loads((tmp_path / "gap" / "gap.json").read_text())["video"]
     assert video["iou_mean"] > 0.85 and video["episodes"][0]["lag_frames"] == 0
+    findings = json.loads((tmp_path / "gap" / "gap.json").read_text())["critique"]["findings"]
+    assert any("key frame" in f for f in findings) and not any("check the camera file" in f for f in findings)
     assert (tmp_path / "gap" / "gap_video_ep0.mp4").stat().st_size > 0
 
     data = load_dataset(dataset, [0], units="degrees")

@@ -10,6 +10,23 @@ ARM = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"
 GRAVITY_JOINTS = ("shoulder_lift", "elbow_flex", "wrist_flex")  # the ones that hold the arm up
 
 
+def video_findings(video: dict | None) -> list[str]:
+    """What the video gap (`robosmith gap --camera`) says: the camera file, the video's timing, the worst frame."""
+    if not video:
+        return []
+    out = []
+    if video["iou_mean"] < 0.7:
+        out.append(f"the rendered arm overlaps the filmed one by IoU {video['iou_mean']:.2f} only: check the camera "
+                   "file (locate the camera again) and the joint zeros before reading anything else into the video")
+    if video.get("lag_ms") is not None and abs(video["lag_ms"]) > 0:
+        out.append(f"the video shows the arm {video['lag_ms']:.0f} ms {'after' if video['lag_ms'] > 0 else 'before'} "
+                   "its recorded joint states: camera latency, which perception's timing must allow for")
+    worst = min(((e["index"], i, v) for e in video["episodes"] for i, v in enumerate(e["iou"])), key=lambda x: x[2])
+    out.append(f"the silhouettes differ most in episode {worst[0]}, frame {worst[1]} (IoU {worst[2]:.2f}): the key "
+               "frame to look at in gap_video_ep<N>.mp4")
+    return out
+
+
 def critique(gap: dict) -> dict:
     """{"findings": [sentences], "fit": [registry names], "randomization": [{name, nominal, bounds}]}."""
     frame_ms = 1000.0 / gap["fps"]
@@ -53,6 +70,7 @@ def critique(gap: dict) -> dict:
                         "out of the fit")
     if not findings:
         findings.append(f"no gap beyond {max(arm_rmse):.1f} deg RMS: the simulated arm tracks the real one")
+    findings += video_findings(gap.get("video"))
     worst = gap.get("largest_gap_phases") or []
     if worst:
         w = worst[0]
