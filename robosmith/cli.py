@@ -950,7 +950,9 @@ def camera_calibrate(
 
 @camera_app.command("locate")
 def camera_locate(
-    images: Annotated[Path, typer.Argument(help="folder of images (or one image) from the fixed camera")],
+    images: Annotated[Path, typer.Argument(
+        help="folder of images (or one image) from the fixed camera, or a LeRobot dataset recorded with the board "
+             "in view (frames of its video)")],
     intrinsics: Annotated[Path, typer.Option(help="intrinsics file of `robosmith camera calibrate`")],
     out: Annotated[Path, typer.Option(help="camera file to write (YAML)")],
     board_pos: Annotated[str, typer.Option(
@@ -960,6 +962,7 @@ def camera_locate(
     board: Annotated[str, typer.Option(help="calibration target")] = "charuco",
     squares: _SQUARES = "7x5", square_mm: _SQUARE_MM = 30.0, marker_mm: _MARKER_MM = 22.0,
     dictionary: _DICTIONARY = "DICT_5X5_100",
+    video_camera: Annotated[str, typer.Option(help="with a dataset: its camera to read")] = "front",
 ) -> None:
     """A fixed camera's pose in the robot base frame from views of the board lying at a known place (PnP)."""
     from robosmith.perception.camera import CameraError, load_camera, save_camera
@@ -972,7 +975,15 @@ def camera_locate(
     if len(pos) != 3:
         raise CameraError(f"--board-pos must be x,y,z in m, got {board_pos!r}")
     rot, origin = board_in_base(pos, board_yaw)
-    camera, rms, corners = locate(read_images(images), load_camera(intrinsics, need_pose=False),
+    if (images / "meta" / "info.json").is_file():
+        from robosmith.sim2real.video_gap import episode_frames
+
+        video = episode_frames(images, 0, video_camera)
+        step = max(1, len(video) // 10)
+        frames = [(f"episode 0, frame {i}", video[i]) for i in range(0, len(video), step)]
+    else:
+        frames = read_images(images)
+    camera, rms, corners = locate(frames, load_camera(intrinsics, need_pose=False),
                                   _board(board, squares, square_mm, marker_mm, dictionary), rot, origin)
     save_camera(camera, out)
     typer.echo(f"{out}: camera at {', '.join(f'{v:.3f}' for v in camera.pos)} m from {corners} corners; "

@@ -132,6 +132,11 @@ def test_video_gap_of_a_recording_against_its_own_camera(dataset, tmp_path):
     assert any("key frame" in f for f in findings) and not any("check the camera file" in f for f in findings)
     assert (tmp_path / "gap" / "gap_video_ep0.mp4").stat().st_size > 0
 
+    # `camera locate` reads a dataset's video too; this recording has no board in view, and says so.
+    located = CliRunner().invoke(app, ["camera", "locate", str(dataset), "--intrinsics", str(tmp_path / "c.yaml"),
+                                       "--out", str(tmp_path / "located.yaml")])
+    assert located.exit_code != 0 and "the board was not found in any of 10 images" in located.output
+
     data = load_dataset(dataset, [0], units="degrees")
     data.episodes[0].state = data.episodes[0].state[:40]
     lower = camera.with_pose(camera.rotation, np.asarray(camera.pos) + (0.0, 0.0, -0.03))

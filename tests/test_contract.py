@@ -41,11 +41,12 @@ def test_the_contract_imports_torch_and_the_standard_library_only():
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("sim", ("agent", "cli", "engines", "execution", "train", "bc", "sim2real", "deploy")),
-    ("train", ("agent", "cli", "engines", "execution", "bc", "sim2real", "deploy")),
-    ("reward", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real", "deploy")),
-    ("robot", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real", "deploy")),
-    ("task", ("sim", "train", "agent", "cli", "engines", "execution", "sim2real", "deploy")),
+    ("sim", ("agent", "cli", "engines", "execution", "train", "bc", "sim2real", "deploy", "perception")),
+    ("train", ("agent", "cli", "engines", "execution", "bc", "sim2real", "deploy", "perception")),
+    ("reward", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real", "deploy", "perception")),
+    ("robot", ("sim", "train", "agent", "cli", "engines", "execution", "task", "sim2real", "deploy", "perception")),
+    ("task", ("sim", "train", "agent", "cli", "engines", "execution", "sim2real", "deploy", "perception")),
+    ("perception", ("agent", "cli", "engines", "execution", "bc", "sim2real", "deploy")),
     ("sim2real", ("agent", "cli", "engines", "execution", "bc", "deploy")),
     ("deploy", ("agent", "cli", "engines", "execution", "bc")),
     ("engines", ("agent", "cli", "execution", "sim2real", "deploy")),
