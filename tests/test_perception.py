@@ -229,6 +229,7 @@ class HoverOverCube:
         pass
 
 
+@pytest.mark.slow
 def test_perceived_cube_reaches_the_policy_and_a_wrong_calibration_shows(lift, nominal):
     task = dataclasses.replace(lift, episode_length=25)
     wrong = nominal.with_pose(nominal.rotation, np.asarray(nominal.pos) + (0.03, 0.0, 0.0))
