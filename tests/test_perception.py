@@ -9,7 +9,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -28,14 +27,13 @@ from robosmith.perception.cube import estimator_for
 from robosmith.perception.in_the_loop import CameraObserver
 from robosmith.perception.synthetic import Look, SyntheticCamera, held_board_views, table_board_views
 from robosmith.reward.load import load_reward
-from robosmith.robot.ik import solve_ik
 from robosmith.sim.render import SceneRenderer
-from robosmith.sim.scene import compile_scene
 from robosmith.task import load_task
 from robosmith.task.load import task_from_dict
 from robosmith.train.env import TaskEnv
 from robosmith.train.evaluate import play_episodes
-from robosmith.train.policy import PolicySpec
+
+from .test_robustness import ReachByIK
 
 
 @pytest.fixture(scope="module")
@@ -206,29 +204,6 @@ def test_cube_from_randomized_frames_and_the_perceive_command(tmp_path, lift, no
         assert abs((r["yaw"] - f.cube_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4) < np.radians(10)
 
 
-class HoverOverCube:
-    """Reads where the cube is once, then sends the tool 5 cm above it: where it ends up shows what it read."""
-
-    def __init__(self, task):
-        self.task, self.model = task, compile_scene(task.scene, visual=False)
-        self.spec = PolicySpec("scripted", task.name, task.description, ("joint_pos", "object_pos"), task.control_hz)
-        self.targets = None
-
-    def reset(self, env_ids=None):
-        self.targets = None
-
-    def act(self, observation):
-        s = observation.state
-        if self.targets is None:
-            home = np.asarray(self.task.reset.home)
-            self.targets = torch.as_tensor(np.stack([solve_ik(self.model, cube.numpy().astype(float) + (0, 0, 0.05),
-                                                              None, home)[0] for cube in s.object_pos]))
-        return self.task.action_map().actions_for(self.targets, observation.servo_targets)
-
-    def close(self):
-        pass
-
-
 @pytest.mark.slow
 def test_perceived_cube_reaches_the_policy_and_a_wrong_calibration_shows(lift, nominal):
     task = dataclasses.replace(lift, episode_length=25)
@@ -237,7 +212,8 @@ def test_perceived_cube_reaches_the_policy_and_a_wrong_calibration_shows(lift, n
     for name, actual in (("calibrated", None), ("off by 3 cm", wrong)):
         env = TaskEnv(task, load_reward(task.reference_reward_body()), 2, seed=3, auto_reset=False)
         observer = CameraObserver(task, nominal, seed=0, actual=actual)
-        play_episodes(env, HoverOverCube(task), progress=False, observe=observer)
+        # Reads where the cube is once, then sends the tool 5 cm above it: where it ends up shows what it read.
+        play_episodes(env, ReachByIK(task, "object_pos", (0.0, 0.0, 0.05)), progress=False, observe=observer)
         figures = observer.figures()
         observer.close()
         tool, cube = env.state.ee_pos.numpy(), env.state.object_pos.numpy()

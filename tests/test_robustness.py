@@ -19,12 +19,14 @@ from robosmith.train.policy import Observation, PolicySpec
 
 
 class ReachByIK:
-    """Sends the servos straight to the joints that put the tool on the goal: perfect in the nominal world, and
-    predictably wrong where the world differs (too weak to hold the arm up, or calibrated off)."""
+    """Sends the servos straight to the joints that put the tool on the goal (or `offset` from another field it
+    reads, once): perfect in the nominal world, and predictably wrong where the world differs (too weak to hold
+    the arm up, or calibrated off) or where the field is wrong."""
 
-    def __init__(self, task):
+    def __init__(self, task, field="goal_pos", offset=(0.0, 0.0, 0.0)):
         self.task, self.model = task, compile_scene(task.scene, visual=False)
-        self.spec = PolicySpec("scripted", task.name, task.description, ("joint_pos", "goal_pos"), task.control_hz)
+        self.spec = PolicySpec("scripted", task.name, task.description, ("joint_pos", field), task.control_hz)
+        self.field, self.offset = field, np.asarray(offset)
         self.targets = None
 
     def reset(self, env_ids=None):
@@ -34,8 +36,8 @@ class ReachByIK:
         s = observation.state
         if self.targets is None:
             home = np.asarray(self.task.reset.home)
-            self.targets = torch.as_tensor(np.stack(
-                [solve_ik(self.model, goal.numpy().astype(float), None, home)[0] for goal in s.goal_pos]))
+            self.targets = torch.as_tensor(np.stack([solve_ik(self.model, p.numpy().astype(float) + self.offset, None,
+                                                              home)[0] for p in getattr(s, self.field)]))
         return self.task.action_map().actions_for(self.targets, observation.servo_targets)
 
     def close(self):
