@@ -99,10 +99,10 @@ def evaluate_perceived(run_dir: Path, camera: CameraModel, episodes: int = 100, 
     for key in ("true_state", "perceived"):
         policy = RLPolicy(run_dir)
         task = policy.task
-        observer = CameraObserver(task, camera, seed) if key == "perceived" else None
-        missing = [f for f in PERCEIVED_FIELDS if f in policy.spec.state_fields]
-        if key == "perceived" and not missing:
+        if not any(f in policy.spec.state_fields for f in PERCEIVED_FIELDS):
+            policy.close()
             raise CameraError(f"{run_dir}: the policy reads no cube pose; nothing to perceive")
+        observer = CameraObserver(task, camera, seed) if key == "perceived" else None
         try:
             r = evaluate(policy, task, run_dir, episodes, seed, video_episodes=0, progress=progress,
                          threads=threads, reward_body=policy.reward_body, observe=observer)
