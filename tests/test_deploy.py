@@ -325,6 +325,16 @@ def reach_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_eval_perceived_refuses_a_policy_that_reads_no_cube(tmp_path, reach_run):
+    from robosmith.perception.camera import nominal_camera, save_camera
+
+    camera = save_camera(nominal_camera(load_task("so101_reach").scene), tmp_path / "cam.yaml")
+    result = CliRunner().invoke(app, ["eval", str(reach_run), "--perceived", "--camera", str(camera)])
+    assert result.exit_code != 0 and "the policy reads no cube pose" in result.output
+    assert not (reach_run / "eval_perceived.json").exists()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_killed_deploy_leaves_torque_off_and_the_dataset_readable(tmp_path, reach_run, sig):
     with EmulatedArm("so101_reach") as arm:
