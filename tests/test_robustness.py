@@ -152,6 +152,7 @@ def test_rapp_finds_where_a_policy_stops_succeeding(tmp_path):
         assert sure is None or (measured[0] <= sure[0] and sure[1] <= measured[1])
 
 
+@pytest.mark.slow
 def test_cli_rapp_writes_json_and_plot(tmp_path):
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "so101_reach", "--iterations", "1", "--num-envs", "4",

@@ -85,6 +85,7 @@ def test_cli_train_rejects_a_hostile_reward_file(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_cli_train_takes_a_robot_params_file(tmp_path):
     params = tmp_path / "arm.yaml"
     params.write_text("actuator_kp: [9, 9, 9, 9, 9, 12]\njoint_damping: 0.4\n")
