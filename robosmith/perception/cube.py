@@ -27,6 +27,14 @@ from robosmith.task.spec import TaskSpec
 _CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=float) / 2
 
 
+def cube_silhouette(camera: CameraModel, size: float, centre: np.ndarray, yaw: float) -> np.ndarray:
+    """(K, 2) pixels: the convex hull of the projected corners of a cube of edge `size` turned by `yaw` about z."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    px = camera.project(np.asarray(centre) + _CORNERS * size @ rot.T).astype(np.float32)
+    return cv2.convexHull(px)[:, 0, :]
+
+
 @dataclass(frozen=True)
 class CubeColour:
     """An HSV band: hue in degrees (0-360, red is 0), saturation and value in 0-1."""
@@ -97,10 +105,7 @@ class CubeEstimator:
 
     # -- the fit ------------------------------------------------------------------------------------------------
     def _silhouette(self, centre: np.ndarray, yaw: float) -> np.ndarray:
-        c, s = np.cos(yaw), np.sin(yaw)
-        rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        px = self.camera.project(centre + _CORNERS * self.size @ rot.T).astype(np.float32)
-        return cv2.convexHull(px)[:, 0, :]
+        return cube_silhouette(self.camera, self.size, centre, yaw)
 
     def _centroid(self, centre: np.ndarray, yaw: float) -> np.ndarray:
         m = cv2.moments(self._silhouette(centre, yaw))

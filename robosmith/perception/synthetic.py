@@ -16,6 +16,7 @@ import mujoco
 import numpy as np
 
 from robosmith.perception.camera import CameraModel, camera_renderer
+from robosmith.perception.cube import cube_silhouette
 from robosmith.robot.params import CUBE_BODY
 from robosmith.robot.so101 import TOOL_SITE
 from robosmith.task.spec import TaskSpec
@@ -129,19 +130,10 @@ class SyntheticCamera:
 
     def _visible(self, qpos: np.ndarray) -> float:
         """The cube's rendered pixels over the pixels of its silhouette without the arm in front."""
-        r = self.renderer
-        r.renderer.enable_segmentation_rendering()
-        try:
-            seg = r.render(qpos, None)
-        finally:
-            r.renderer.disable_segmentation_rendering()
+        seg = self.renderer.segmentation(qpos, None)
         shown = np.count_nonzero((seg[..., 0] == self.cube_geom) & (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)))
-        size, a = self.task.scene.cube_size, self.cube_qpos
-        c, s = np.cos(self._yaw(qpos)), np.sin(self._yaw(qpos))
-        rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
-        corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * size / 2
-        px = self.camera.project(qpos[a:a + 3] + corners @ rot.T).astype(np.float32)
-        whole = cv2.contourArea(cv2.convexHull(px))
+        a = self.cube_qpos
+        whole = cv2.contourArea(cube_silhouette(self.camera, self.task.scene.cube_size, qpos[a:a + 3], self._yaw(qpos)))
         return float(min(shown / whole, 1.0)) if whole > 0 else 0.0
 
 
@@ -195,4 +187,5 @@ def held_board_views(background: np.ndarray, camera: CameraModel, board, n: int,
 def table_board_views(background: np.ndarray, camera: CameraModel, board, rot: np.ndarray, pos: np.ndarray, n: int,
                       rng: np.random.Generator) -> list[np.ndarray]:
     """`n` frames of the board lying on the table at (rot, pos): what `robosmith camera locate` reads."""
-    return [board_view(background, camera, board.image(4.0), 4000.0, rot, pos, rng) for _ in range(n)]
+    image = board.image(4.0)
+    return [board_view(background, camera, image, 4000.0, rot, pos, rng) for _ in range(n)]

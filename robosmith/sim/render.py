@@ -60,27 +60,40 @@ class SceneRenderer:
                                          (self.height / 2 - 0.5 - cy) * pitch)
 
     def render(self, qpos: np.ndarray, goal_pos: np.ndarray | None, camera: str = "front") -> np.ndarray:
+        self._pose(qpos, goal_pos)
+        rgb = self._draw(camera)
+        if self.background is None or camera != "front":
+            return rgb
+        seg = self._segment(camera)
+        behind = (seg[..., 0] == -1) | ((seg[..., 0] == self._table) & (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)))
+        rgb[behind] = self.background[behind]
+        return rgb
+
+    def segmentation(self, qpos: np.ndarray, goal_pos: np.ndarray | None, camera: str = "front") -> np.ndarray:
+        """(H, W, 2) int: per pixel the id and the object type (mjtObj) of what it shows; id -1 for nothing."""
+        self._pose(qpos, goal_pos)
+        return self._segment(camera)
+
+    def _segment(self, camera: str) -> np.ndarray:
+        self.renderer.enable_segmentation_rendering()
+        try:
+            return self._draw(camera)
+        finally:
+            self.renderer.disable_segmentation_rendering()
+
+    def _pose(self, qpos: np.ndarray, goal_pos: np.ndarray | None) -> None:
         self.data.qpos[:] = qpos
         if goal_pos is not None:
             self.data.mocap_pos[self._goal_mocap] = goal_pos
         else:
             self.data.mocap_pos[self._goal_mocap] = (0.0, 0.0, -1.0)  # below the table, out of sight
         mujoco.mj_forward(self.model, self.data)
+
+    def _draw(self, camera: str) -> np.ndarray:
         self.renderer.update_scene(self.data, camera)
         self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-        rgb = self.renderer.render().copy()
-        if self.background is None or camera != "front":
-            return rgb
-        self.renderer.enable_segmentation_rendering()
-        try:
-            self.renderer.update_scene(self.data, camera)
-            seg = self.renderer.render()
-        finally:
-            self.renderer.disable_segmentation_rendering()
-        behind = (seg[..., 0] == -1) | ((seg[..., 0] == self._table) & (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)))
-        rgb[behind] = self.background[behind]
-        return rgb
+        return self.renderer.render().copy()
 
     def close(self) -> None:
         self.renderer.close()

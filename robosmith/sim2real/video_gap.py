@@ -90,11 +90,7 @@ class ArmRenderer:
         qpos = self.qpos.copy()
         qpos[:6] = joints
         rgb = self.renderer.render(qpos, None)
-        self.renderer.renderer.enable_segmentation_rendering()
-        try:
-            seg = self.renderer.render(qpos, None)
-        finally:
-            self.renderer.renderer.disable_segmentation_rendering()
+        seg = self.renderer.segmentation(qpos, None)
         mask = (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & np.isin(seg[..., 0], self.arm_geoms)
         return rgb, mask
 
