@@ -25,6 +25,7 @@ import json
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -53,7 +54,7 @@ from robosmith.errors import ConfigError
 from robosmith.execution.confine import TrainerLimits, machine_memory_mb
 from robosmith.execution.executor import Executor
 from robosmith.execution.local import LocalExecutor
-from robosmith.execution.smoke import batch_sizes, validate_reward
+from robosmith.execution.smoke import batch_sizes, sample_states, validate_reward
 from robosmith.report import write_report
 from robosmith.reward.check import RewardRejected
 from robosmith.runs import AgentRun, CandidateFolder, write_json
@@ -276,17 +277,17 @@ class RewardLoop:
             algo=self.settings.algo,
         )
         settings.video_episodes = self.settings.video_episodes
+        proposed = [c for c in state["candidates"] if c["status"] == "proposed"]
+        verdicts = self._smoke_all(proposed, batch_sizes(self.task, settings.num_envs, settings.eval_episodes))
         out = []
         for c in state["candidates"]:
             c = dict(c)
             folder = self.folder(c)
             if c["status"] == "proposed":
                 code = CandidateFolder(folder).reward_body.read_text()
-                try:
-                    sizes = batch_sizes(self.task, settings.num_envs, settings.eval_episodes)
-                    smoke = validate_reward(code, self.task, folder, sizes=sizes)
-                except RewardRejected as e:
-                    c.update(status="rejected", reason=f"{e.stage} check: {e.reason}")
+                smoke = verdicts[c["id"]]
+                if isinstance(smoke, RewardRejected):
+                    c.update(status="rejected", reason=f"{smoke.stage} check: {smoke.reason}")
                 else:
                     components = sorted(smoke.get("components", {}))
                     module = self.templates.get_template("cpu/reward.py.j2").render(
@@ -309,6 +310,27 @@ class RewardLoop:
                     c.update(status="valid")
             out.append(c)
         return {"candidates": out}
+
+    def _smoke_all(self, candidates: list[dict], sizes: list[int]) -> dict[str, dict | RewardRejected]:
+        """Each candidate's smoke run (its own confined process), as many at once as candidates train at once.
+
+        The states are sampled once: every candidate is judged on the same ones, and sampling costs more than a
+        smoke run's own work.
+        """
+        if not candidates:
+            return {}
+        states = sample_states(self.task)
+
+        def judge(c: dict) -> dict | RewardRejected:
+            folder = self.folder(c)
+            try:
+                return validate_reward(CandidateFolder(folder).reward_body.read_text(), self.task, folder,
+                                       states=states, sizes=sizes)
+            except RewardRejected as e:
+                return e
+
+        with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
+            return dict(zip([c["id"] for c in candidates], pool.map(judge, candidates), strict=True))
 
     def train(self, state: LoopState) -> dict:
         folders = [self.folder(c) for c in state["candidates"] if c["status"] == "valid"]
