@@ -50,6 +50,23 @@ def _with_robot_params(spec, robot_params: Path | None):
     return with_robot_params(spec, load_params_file(robot_params))
 
 
+_CAMERA_FILE = Annotated[Path | None, typer.Option(
+    "--camera", help="camera file (`robosmith camera locate`): the front camera renders as that camera sees the scene")]
+_BACKGROUND = Annotated[Path | None, typer.Option(
+    help="with --camera: photo of the real scene from it without the arm, shown behind the simulated arm")]
+
+
+def _with_camera(spec, camera: Path | None, background: Path | None):
+    """The task whose front camera is a camera file's (and its background photo), if one is given."""
+    if camera is None:
+        if background is not None:
+            _fail("--background goes with --camera (the photo is of that camera's view)")
+        return spec
+    from robosmith.perception.camera import load_camera, with_camera
+
+    return with_camera(spec, load_camera(camera), background)
+
+
 def _with_randomization(spec, dr: Path | None, randomize: bool):
     """The task with a randomization file's ranges in place of its own, if one is given."""
     if dr is None:
@@ -103,6 +120,8 @@ def train(
                                             "to train with instead of the task's")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     algo: Annotated[str, typer.Option(help="ppo (rsl-rl) or sac (skrl)")] = "ppo",
+    camera: _CAMERA_FILE = None,
+    background: _BACKGROUND = None,
 ) -> None:
     """Train a policy with PPO (or SAC), then evaluate it and record a video."""
     from robosmith.runs import new_run_dir
@@ -112,6 +131,7 @@ def train(
     from robosmith.train.ppo import train as train_policy
 
     spec = _with_randomization(_with_robot_params(load_task(task), robot_params), dr, randomize)
+    spec = _with_camera(spec, camera, background)
     settings = TrainSettings.from_task(
         spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,
         eval_episodes=eval_episodes, randomize=randomize, algo=algo,
@@ -479,6 +499,10 @@ def run(
         help="with --executor ray: auto, ray://host:port, or none to start Ray on this machine")] = None,
     shared_fs: Annotated[bool, typer.Option(
         help="with --executor ray: the nodes see the run folder at the same path (nothing is shipped)")] = False,
+    camera: Annotated[Path | None, typer.Option(
+        "--camera", help="camera file of the front camera: the task renders as it sees the scene; with --real, the "
+        "dataset's front video is compared with the rendered arm and its key frames go to the critique")] = None,
+    background: _BACKGROUND = None,
 ) -> None:
     """The reward-design loop: propose rewards, validate, train in parallel, reflect, iterate; then (DrEureka)
     design the domain randomization and select it by robustness."""
@@ -517,7 +541,8 @@ def run(
     staging = out if out else new_run_dir("run")
     client = LLMClient(llm, AgentRun(staging).llm_calls) if llm else None
     choice = choose_task(task, client)
-    choice = dataclasses.replace(choice, spec=_with_robot_params(choice.spec, robot_params))
+    choice = dataclasses.replace(choice, spec=_with_camera(_with_robot_params(choice.spec, robot_params), camera,
+                                                           background))
     typer.echo(f"task: {choice.spec.name} ({choice.how}: {choice.why})")
     if choice.spec.params:
         typer.echo("parameters: " + ", ".join(f"{k}={v:g}" for k, v in choice.spec.params.items()))
@@ -820,10 +845,8 @@ def bc_collect(
     = None,
     calibration: Annotated[Path | None, typer.Option(
         help="LeRobot calibration file: write the joints in range mode, as LeRobot < 0.5 did")] = None,
-    camera: Annotated[Path | None, typer.Option(
-        help="camera file (`robosmith camera locate`): the front video as that camera sees the scene")] = None,
-    background: Annotated[Path | None, typer.Option(
-        help="with --camera: photo of the real scene from it, shown behind the arm in the front video")] = None,
+    camera: _CAMERA_FILE = None,
+    background: _BACKGROUND = None,
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
@@ -833,11 +856,7 @@ def bc_collect(
     from robosmith.runs import runs_root
     from robosmith.task import load_task
 
-    spec = _with_robot_params(load_task(task), robot_params)
-    if camera:
-        from robosmith.perception.camera import load_camera, with_camera
-
-        spec = with_camera(spec, load_camera(camera), background)
+    spec = _with_camera(_with_robot_params(load_task(task), robot_params), camera, background)
     if episodes < 1:
         _fail(f"--episodes must be >= 1, got {episodes}")
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"

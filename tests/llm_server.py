@@ -76,5 +76,18 @@ class FakeLLMServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def user_prompts(self) -> list[str]:
+    def user_messages(self) -> list[str | list[dict]]:
         return [m["content"] for r in self.requests for m in r["messages"] if m["role"] == "user"]
+
+    def user_prompts(self) -> list[str]:
+        """The user messages' text (of a message with pictures, its text parts)."""
+        return [c if isinstance(c, str) else "\n".join(p["text"] for p in c if p["type"] == "text")
+                for c in self.user_messages()]
+
+    def user_images(self) -> list[list[bytes]]:
+        """Per user message, the pictures it carried (decoded from their data URLs)."""
+        import base64
+
+        return [[] if isinstance(c, str) else [base64.b64decode(p["image_url"]["url"].split(",", 1)[1])
+                                               for p in c if p["type"] == "image_url"]
+                for c in self.user_messages()]

@@ -128,9 +128,29 @@ def test_video_gap_of_a_recording_against_its_own_camera(dataset, tmp_path):
     assert result.exit_code == 0, result.output
     video = json.loads((tmp_path / "gap" / "gap.json").read_text())["video"]
     assert video["iou_mean"] > 0.85 and video["episodes"][0]["lag_frames"] == 0
-    findings = json.loads((tmp_path / "gap" / "gap.json").read_text())["critique"]["findings"]
-    assert any("key frame" in f for f in findings) and not any("check the camera file" in f for f in findings)
+    gap = json.loads((tmp_path / "gap" / "gap.json").read_text())
+    findings = gap["critique"]["findings"]
+    assert any("gap_keyframe_ep0.png" in f for f in findings)
+    assert not any("check the camera file" in f for f in findings)
     assert (tmp_path / "gap" / "gap_video_ep0.mp4").stat().st_size > 0
+    key = gap["video"]["episodes"][0]["key_frame"]
+    assert key["iou"] == min(gap["video"]["episodes"][0]["iou"])
+    picture = cv2.imread(str(tmp_path / "gap" / key["image"]))
+    assert picture.shape == (120, 3 * 160, 3)  # real | sim | outline
+
+    # The LLM's critique gets the figures and the key frame itself, as a picture.
+    from robosmith.agent.llm import LLMClient
+    from robosmith.agent.real import llm_critique
+
+    from .llm_server import FakeLLMServer, Reply
+    from .test_agent import llm_config
+
+    with FakeLLMServer([Reply(texts=["```yaml\nfindings: [the wrist is off]\nfit: [actuator_kp]\n```"])]) as server:
+        advice = llm_critique(LLMClient(llm_config(server.url), tmp_path / "llm.jsonl"), gap, gap["critique"],
+                              tmp_path / "gap")
+    assert advice["findings"] == ["the wrist is off"]
+    assert server.user_images() == [[(tmp_path / "gap" / key["image"]).read_bytes()]]
+    assert '"key_frames"' in server.user_prompts()[0] and "real frame, the simulated arm" in server.user_prompts()[0]
 
     # `camera locate` reads a dataset's video too; this recording has no board in view, and says so.
     located = CliRunner().invoke(app, ["camera", "locate", str(dataset), "--intrinsics", str(tmp_path / "c.yaml"),

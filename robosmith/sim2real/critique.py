@@ -21,10 +21,19 @@ def video_findings(video: dict | None) -> list[str]:
     if video.get("lag_ms") is not None and abs(video["lag_ms"]) > 0:
         out.append(f"the video shows the arm {video['lag_ms']:.0f} ms {'after' if video['lag_ms'] > 0 else 'before'} "
                    "its recorded joint states: camera latency, which perception's timing must allow for")
-    worst = min(((e["index"], i, v) for e in video["episodes"] for i, v in enumerate(e["iou"])), key=lambda x: x[2])
-    out.append(f"the silhouettes differ most in episode {worst[0]}, frame {worst[1]} (IoU {worst[2]:.2f}): the key "
-               "frame to look at in gap_video_ep<N>.mp4")
+    worst = min(video["episodes"], key=lambda e: e["key_frame"]["iou"])
+    key = worst["key_frame"]
+    out.append(f"the silhouettes differ most in episode {worst['index']}, frame {key['frame']} (IoU {key['iou']:.2f}): "
+               f"the key frame to look at, {key['image']} (real | sim | outline)")
     return out
+
+
+def key_frames(video: dict | None, limit: int = 3) -> list[dict]:
+    """The key frames of the episodes whose silhouettes differ most, worst first (episode, frame, iou, image)."""
+    if not video:
+        return []
+    ranked = sorted(video["episodes"], key=lambda e: e["key_frame"]["iou"])[:limit]
+    return [{"episode": e["index"], **e["key_frame"]} for e in ranked]
 
 
 def critique(gap: dict) -> dict:

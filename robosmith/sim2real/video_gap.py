@@ -8,7 +8,8 @@ from the calibrated camera at every recorded joint state, and
   those pixels are left out of both masks);
 - the video's lag behind the joint states: the motion in the video (mean optical-flow magnitude per frame)
   cross-correlated with the motion of the render; a camera that lags shows its motion late;
-- side-by-side and overlay videos (the sim silhouette's outline drawn over the real frames).
+- side-by-side and overlay videos (the sim silhouette's outline drawn over the real frames), and per episode
+  its key frame, the one where the silhouettes differ most, as a picture (real | sim | outline) for the critique.
 """
 
 from __future__ import annotations
@@ -87,12 +88,18 @@ class ArmRenderer:
             model.geom_rgba[self.arm_geoms, 3] = alpha
 
     def render(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The image and the arm's mask at these joint positions (rad)."""
+        return self.renderer.render(self._qpos(joints), None), self.mask(joints)
+
+    def mask(self, joints: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the arm's pixels at these joint positions (rad)."""
+        seg = self.renderer.segmentation(self._qpos(joints), None)
+        return (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & np.isin(seg[..., 0], self.arm_geoms)
+
+    def _qpos(self, joints: np.ndarray) -> np.ndarray:
         qpos = self.qpos.copy()
         qpos[:6] = joints
-        rgb = self.renderer.render(qpos, None)
-        seg = self.renderer.segmentation(qpos, None)
-        mask = (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & np.isin(seg[..., 0], self.arm_geoms)
-        return rgb, mask
+        return qpos
 
     def close(self) -> None:
         self.renderer.close()
@@ -152,7 +159,8 @@ def outline(real: np.ndarray, sim_mask: np.ndarray) -> np.ndarray:
 def video_gap(dataset: RealDataset, scene: SceneConfig, camera: CameraModel, out: Path, camera_name: str = "front",
               background: np.ndarray | None = None, video_episodes: int = 2) -> dict:
     """The video gap of every episode of `dataset` (its joint states in rad) seen by `camera`; writes
-    gap_video_ep<N>.mp4 (real | sim | overlay) for the first `video_episodes` and returns the figures."""
+    gap_video_ep<N>.mp4 (real | sim | overlay) for the first `video_episodes`, gap_keyframe_ep<N>.png for every
+    episode, and returns the figures."""
     frames = {ep.index: episode_frames(dataset.root, ep.index, camera_name) for ep in dataset.episodes}
     for ep in dataset.episodes:
         f = frames[ep.index]
@@ -181,9 +189,15 @@ def video_gap(dataset: RealDataset, scene: SceneConfig, camera: CameraModel, out
                 sim_mask, real_mask = sim_mask & ~still, real_mask & ~still
             per_frame = iou(sim_mask, real_mask)
             lag = video_lag_frames(motion(real), motion(sim_rgb))
+            worst = int(per_frame.argmin())
+            key = out / f"gap_keyframe_ep{ep.index}.png"
+            cv2.imwrite(str(key), cv2.cvtColor(np.concatenate(
+                [real[worst], sim_rgb[worst], outline(real[worst], sim_mask[worst])], axis=1), cv2.COLOR_RGB2BGR))
             episodes.append({"index": ep.index, "iou_mean": round(float(per_frame.mean()), 4),
                              "iou_min": round(float(per_frame.min()), 4),
                              "iou": [round(float(v), 4) for v in per_frame],
+                             "key_frame": {"frame": worst, "iou": round(float(per_frame[worst]), 4),
+                                           "image": key.name},
                              "lag_frames": lag, "lag_ms": None if lag is None else round(1000 * lag / dataset.fps, 1)})
             if k < video_episodes:
                 side = [np.concatenate([r, s, outline(r, m)], axis=1) for r, s, m in zip(real, sim_rgb, sim_mask,
