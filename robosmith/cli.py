@@ -982,8 +982,20 @@ def camera_locate(
     squares: _SQUARES = "7x5", square_mm: _SQUARE_MM = 30.0, marker_mm: _MARKER_MM = 22.0,
     dictionary: _DICTIONARY = "DICT_5X5_100",
     video_camera: Annotated[str, typer.Option(help="with a dataset: its camera to read")] = "front",
+    refine: Annotated[Path | None, typer.Option(
+        help="LeRobot dataset with this camera's video and the arm's joint states: after PnP, move the camera "
+             "until the rendered arm lies on the filmed one (default: IMAGES itself when it is a dataset)")] = None,
+    no_refine: Annotated[bool, typer.Option("--no-refine", help="PnP only, even from a dataset")] = False,
+    background: Annotated[Path | None, typer.Option(
+        help="with a refinement: photo of the scene without the arm from this camera (default: the median of the "
+             "video's frames, which needs the arm to move about)")] = None,
+    refine_frames: Annotated[int, typer.Option(help="frames of the dataset the refinement aligns")] = 12,
+    units: Annotated[str | None, typer.Option(help="the refinement dataset's joint units where it does not say: "
+                                              "degrees or range")] = None,
+    calibration: Annotated[Path | None, typer.Option(help="with --units range: the arm's calibration file")] = None,
 ) -> None:
-    """A fixed camera's pose in the robot base frame from views of the board lying at a known place (PnP)."""
+    """A fixed camera's pose in the robot base frame from views of the board lying at a known place (PnP), then
+    refined on a recording of the arm where there is one."""
     from robosmith.perception.camera import CameraError, load_camera, save_camera
     from robosmith.perception.charuco import board_in_base, locate, read_images
 
@@ -994,7 +1006,11 @@ def camera_locate(
     if len(pos) != 3:
         raise CameraError(f"--board-pos must be x,y,z in m, got {board_pos!r}")
     rot, origin = board_in_base(pos, board_yaw)
-    if (images / "meta" / "info.json").is_file():
+    is_dataset = (images / "meta" / "info.json").is_file()
+    refine = None if no_refine else (refine or (images if is_dataset else None))
+    if refine_frames < 1:
+        _fail(f"--refine-frames must be >= 1, got {refine_frames}")
+    if is_dataset:
         from robosmith.sim2real.video_gap import episode_frames
 
         video = episode_frames(images, 0, video_camera)
@@ -1004,9 +1020,62 @@ def camera_locate(
         frames = read_images(images)
     camera, rms, corners = locate(frames, load_camera(intrinsics, need_pose=False),
                                   _board(board, squares, square_mm, marker_mm, dictionary), rot, origin)
-    save_camera(camera, out)
-    typer.echo(f"{out}: camera at {', '.join(f'{v:.3f}' for v in camera.pos)} m from {corners} corners; "
+    typer.echo(f"PnP: camera at {', '.join(f'{v:.3f}' for v in camera.pos)} m from {corners} corners; "
                f"reprojection RMS {rms:.3f} px")
+    if refine is not None:
+        camera = _refined(camera, refine, background, refine_frames, video_camera, units, calibration)
+    save_camera(camera, out)
+    typer.echo(f"wrote {out}")
+
+
+@camera_app.command("refine")
+def camera_refine(
+    dataset: Annotated[Path, typer.Argument(help="LeRobot dataset with the camera's video and the arm's joint states")],
+    camera: Annotated[Path, typer.Option(help="camera file to start from (`robosmith camera locate`)")],
+    out: Annotated[Path, typer.Option(help="camera file to write (YAML)")],
+    background: Annotated[Path | None, typer.Option(
+        help="photo of the scene without the arm from this camera (default: the median of the video's frames)")]
+    = None,
+    frames: Annotated[int, typer.Option(help="frames of the dataset to align")] = 12,
+    video_camera: Annotated[str, typer.Option(help="the dataset's camera the camera file describes")] = "front",
+    units: Annotated[str | None, typer.Option(help="degrees or range, where the dataset does not say")] = None,
+    calibration: Annotated[Path | None, typer.Option(help="with --units range: the arm's calibration file")] = None,
+) -> None:
+    """Refine a located camera on a recording of the arm (after the camera was bumped, or PnP was rough): the
+    camera moves until the arm rendered at the recorded joints lies on the filmed arm."""
+    from robosmith.perception.camera import load_camera, save_camera
+
+    if frames < 1:
+        _fail(f"--frames must be >= 1, got {frames}")
+    save_camera(_refined(load_camera(camera), dataset, background, frames, video_camera, units, calibration), out)
+    typer.echo(f"wrote {out}")
+
+
+def _refined(camera, dataset: Path, background: Path | None, frames: int, video_camera: str, units: str | None,
+             calibration: Path | None):
+    """`camera` refined on a recording: the rendered arm aligned with the filmed one (sim2real.camera_fit)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from robosmith.sim2real.camera_fit import fit_camera_to_dataset
+    from robosmith.sim2real.dataset import load_dataset
+    from robosmith.sim2real.video_gap import read_background
+
+    data = load_dataset(dataset, None, units, calibration)
+    bar = tqdm(desc="refine on the arm", unit="evaluation", total=400)
+
+    def shown(evaluations: int, cost: float) -> None:
+        bar.update(evaluations - bar.n)
+        bar.set_postfix_str(f"chamfer {cost:.2f} px")
+
+    fit = fit_camera_to_dataset(data, camera, read_background(background) if background else None, frames,
+                                video_camera, progress=shown)
+    bar.close()
+    moved = 1000 * float(np.linalg.norm(np.subtract(fit.camera.pos, camera.pos)))
+    typer.echo(f"refined on {fit.frames} frames of {dataset}: outline distance {fit.chamfer_px_before:.2f} -> "
+               f"{fit.chamfer_px_after:.2f} px, silhouette IoU {fit.iou_before:.3f} -> {fit.iou_after:.3f}; the "
+               f"camera moved {moved:.1f} mm")
+    return fit.camera
 
 
 @app.command()

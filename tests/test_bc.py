@@ -152,6 +152,18 @@ def test_video_gap_of_a_recording_against_its_own_camera(dataset, tmp_path):
     assert server.user_images() == [[(tmp_path / "gap" / key["image"]).read_bytes()]]
     assert '"key_frames"' in server.user_prompts()[0] and "real frame, the simulated arm" in server.user_prompts()[0]
 
+    # A camera 1 cm and 1 degree off (a board placed by hand), refined on the recording: the rendered arm comes
+    # back onto the filmed one, and the table, seen through the camera, falls into place.
+    from robosmith.perception.camera import load_camera
+    from robosmith.sim2real.camera_fit import perturbed, table_error_m
+
+    off = perturbed(camera, np.array([0.006, -0.005, 0.006, 0.010, -0.008, 0.008]))
+    refined = CliRunner().invoke(app, ["camera", "refine", str(dataset), "--camera", str(save_camera(
+        off, tmp_path / "off.yaml")), "--out", str(tmp_path / "refined.yaml"), "--background",
+        str(tmp_path / "empty.png"), "--units", "degrees", "--frames", "6"])
+    assert refined.exit_code == 0, refined.output
+    assert table_error_m(load_camera(tmp_path / "refined.yaml"), camera) < 0.4 * table_error_m(off, camera)
+
     # `camera locate` reads a dataset's video too; this recording has no board in view, and says so.
     located = CliRunner().invoke(app, ["camera", "locate", str(dataset), "--intrinsics", str(tmp_path / "c.yaml"),
                                        "--out", str(tmp_path / "located.yaml")])

@@ -64,6 +64,13 @@ def episode_frames(root: Path, episode: int, camera: str = "front") -> np.ndarra
     return np.stack(frames)
 
 
+def check_size(root: Path, frames: np.ndarray, camera: CameraModel, camera_name: str) -> None:
+    """One line if a video's frames are not the size the camera file describes."""
+    if frames.shape[1:3] != (camera.height, camera.width):
+        raise DatasetError(f"{root}: the {camera_name} video is {frames.shape[2]}x{frames.shape[1]}, the camera file "
+                           f"{camera.width}x{camera.height}")
+
+
 class ArmRenderer:
     """Renders the simulated arm at recorded joint states from a calibrated camera: images and arm masks."""
 
@@ -164,9 +171,7 @@ def video_gap(dataset: RealDataset, scene: SceneConfig, camera: CameraModel, out
     frames = {ep.index: episode_frames(dataset.root, ep.index, camera_name) for ep in dataset.episodes}
     for ep in dataset.episodes:
         f = frames[ep.index]
-        if f.shape[1:3] != (camera.height, camera.width):
-            raise DatasetError(f"{dataset.root}: the {camera_name} video is {f.shape[2]}x{f.shape[1]}, the camera file "
-                               f"{camera.width}x{camera.height}")
+        check_size(dataset.root, f, camera, camera_name)
         if len(f) < len(ep.state) - 1:
             raise DatasetError(f"{dataset.root}: episode {ep.index} has {len(f)} frames of video and "
                                f"{len(ep.state)} joint states")
