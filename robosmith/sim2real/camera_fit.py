@@ -51,7 +51,7 @@ class Refinement:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(self).items() if k != "camera"}
 
 
-def outline(mask: np.ndarray) -> np.ndarray:
+def boundary(mask: np.ndarray) -> np.ndarray:
     """The silhouette's boundary pixels (bool)."""
     m = mask.astype(np.uint8)
     return (m - cv2.erode(m, np.ones((3, 3), np.uint8))).astype(bool)
@@ -63,11 +63,14 @@ def distance_to(edges: np.ndarray) -> np.ndarray:
 
 
 def chamfer(sim_edges: np.ndarray, real_edges: np.ndarray, real_distance: np.ndarray) -> float:
-    """Symmetric mean distance between two outlines; an empty outline is as far as the image is wide."""
+    """Symmetric mean distance between two outlines, each pixel's distance capped at 1/32 of the image width:
+    what only one side has (the cube, a cable, a shadow in the filmed mask) costs a constant, not a pull.
+    An empty outline costs the cap."""
+    cap = sim_edges.shape[1] / 32
     if not sim_edges.any() or not real_edges.any():
-        return float(max(sim_edges.shape))
-    forward = real_distance[sim_edges].mean()
-    backward = distance_to(sim_edges)[real_edges].mean()
+        return float(cap)
+    forward = np.minimum(real_distance[sim_edges], cap).mean()
+    backward = np.minimum(distance_to(sim_edges)[real_edges], cap).mean()
     return float(0.5 * (forward + backward))
 
 
@@ -99,7 +102,7 @@ def refine_camera(arm: ArmRenderer, camera: CameraModel, joints: np.ndarray, fil
     """
     keep = ~ignore if ignore is not None else np.ones(filmed.shape[1:], bool)
     real_masks = filmed & keep
-    real_edges = [outline(m) for m in real_masks]
+    real_edges = [boundary(m) for m in real_masks]
     real_distance = [distance_to(e) for e in real_edges]
 
     def sim_masks(cam: CameraModel) -> np.ndarray:
@@ -108,7 +111,7 @@ def refine_camera(arm: ArmRenderer, camera: CameraModel, joints: np.ndarray, fil
 
     def cost(cam: CameraModel) -> float:
         masks = sim_masks(cam)
-        return float(np.mean([chamfer(outline(m), e, d) for m, e, d in
+        return float(np.mean([chamfer(boundary(m), e, d) for m, e, d in
                               zip(masks, real_edges, real_distance, strict=True)]))
 
     best = cost(camera)
