@@ -1306,6 +1306,39 @@ def bench(
             typer.echo(f"{key:>28}: {value}")
 
 
+@app.command("bench-timestep")
+def bench_timestep(
+    task: Annotated[str, typer.Argument(help="task name or task file")],
+    timestep: Annotated[float, typer.Option(help="the coarser physics time step to check, s (e.g. 0.008333)")],
+    episodes: Annotated[int, typer.Option(help="episodes (environments) compared")] = 32,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The task's episodes at a coarser physics time step against its own: joint, tool-point and cube errors,
+    and the speed-up, before a task file's `scene.timestep` is changed to train faster."""
+    from robosmith.sim.timestep import compare_timesteps
+    from robosmith.task import load_task
+
+    spec = load_task(task)
+    if episodes < 1:
+        _fail(f"--episodes must be >= 1, got {episodes}")
+    try:
+        result = compare_timesteps(spec, timestep, episodes, seed)
+    except ValueError as e:  # the scene refuses the time step, or the control period is not a whole number of it
+        _fail(f"--timestep {timestep:g}: {e}")
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    typer.echo(f"{spec.name}: physics at {timestep:g} s against {spec.scene.timestep:g} s, {episodes} episodes of "
+               "smooth random commands")
+    for key in ("joint_error_deg", "tool_error_mm", "cube_error_mm"):
+        if key in result:
+            e = result[key]
+            typer.echo(f"  {key:<16} mean {e['mean']:8.3f}   p95 {e['p95']:8.3f}   max {e['max']:8.3f}")
+    typer.echo(f"  control steps/s: x{result['speedup']:.2f}")
+
+
 @app.command("bench-train")
 def bench_train(
     task: Annotated[str, typer.Option(help="task whose reference reward is trained")] = "so101_reach",

@@ -6,6 +6,7 @@ import torch
 
 from robosmith.contract.state import FIELD_DOCS
 from robosmith.sim.batched_env import BatchedEnv, EnvConfig
+from robosmith.task import load_task
 from robosmith.task.spec import ResetConfig, SceneConfig
 
 
@@ -70,3 +71,21 @@ def test_exploding_environment_is_reset_and_counted():
     assert env.unstable_resets == 1
     assert s.episode_step.tolist() == [1, 0, 1]
     assert torch.isfinite(s.joint_vel).all() and s.joint_vel.abs().max() < 50
+
+
+def test_a_coarser_time_step_is_measured_against_the_task_s_own():
+    """The same time step gives the same episodes exactly; coarser steps part from them, the more the coarser."""
+    from typer.testing import CliRunner
+
+    from robosmith.cli import app
+    from robosmith.sim.timestep import compare_timesteps
+
+    task = load_task("so101_lift")
+    same = compare_timesteps(task, task.scene.timestep, num_envs=4)
+    assert same["joint_error_deg"]["max"] == 0.0 and same["cube_error_mm"]["max"] == 0.0
+    finer = compare_timesteps(task, 1 / 180, num_envs=4)
+    coarser = compare_timesteps(task, 1 / 120, num_envs=4)
+    assert 0.0 < finer["tool_error_mm"]["mean"] < coarser["tool_error_mm"]["mean"]
+    assert 0.0 < finer["joint_error_deg"]["mean"] < coarser["joint_error_deg"]["mean"]
+    bad = CliRunner().invoke(app, ["bench-timestep", "so101_reach", "--timestep", "0.007"])
+    assert bad.exit_code == 2 and "is not a whole number of physics steps" in bad.output
