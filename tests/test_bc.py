@@ -138,18 +138,24 @@ def test_video_gap_of_a_recording_against_its_own_camera(dataset, tmp_path):
     picture = cv2.imread(str(tmp_path / "gap" / key["image"]))
     assert picture.shape == (120, 3 * 160, 3)  # real | sim | outline
 
-    # The LLM's critique gets the figures and the key frame itself, as a picture.
+    # The loop's first node (`run --real DATASET --camera FILE`): the video gap too, and the LLM's critique gets
+    # its figures and the key frame itself, as a picture.
     from robosmith.agent.llm import LLMClient
-    from robosmith.agent.real import llm_critique
+    from robosmith.agent.real import read_the_gap
+    from robosmith.perception.camera import with_camera
 
     from .llm_server import FakeLLMServer, Reply
     from .test_agent import llm_config
 
-    with FakeLLMServer([Reply(texts=["```yaml\nfindings: [the wrist is off]\nfit: [actuator_kp]\n```"])]) as server:
-        advice = llm_critique(LLMClient(llm_config(server.url), tmp_path / "llm.jsonl"), gap, gap["critique"],
-                              tmp_path / "gap")
-    assert advice["findings"] == ["the wrist is off"]
-    assert server.user_images() == [[(tmp_path / "gap" / key["image"]).read_bytes()]]
+    answer = "```yaml\nfindings: [the wrist is off]\nfit: [actuator_kp]\n```"
+    with FakeLLMServer([Reply(texts=[answer])]) as server:
+        _, figures = read_the_gap(tmp_path / "run", with_camera(task, camera, tmp_path / "empty.png"), dataset,
+                                  "degrees", None, 2, LLMClient(llm_config(server.url), tmp_path / "llm.jsonl"))
+    assert figures["findings"] == ["the wrist is off"]
+    real = tmp_path / "run" / "real"
+    episodes = json.loads((real / "gap_before.json").read_text())["video"]["episodes"]
+    worst_first = sorted(episodes, key=lambda e: e["key_frame"]["iou"])
+    assert server.user_images() == [[(real / e["key_frame"]["image"]).read_bytes() for e in worst_first]]
     assert '"key_frames"' in server.user_prompts()[0] and "real frame, the simulated arm" in server.user_prompts()[0]
 
     # A camera 1 cm and 1 degree off (a board placed by hand), refined on the recording: the rendered arm comes
