@@ -1057,12 +1057,12 @@ def _refined(camera, dataset: Path, background: Path | None, frames: int, video_
     import numpy as np
     from tqdm import tqdm
 
-    from robosmith.sim2real.camera_fit import fit_camera_to_dataset
+    from robosmith.sim2real.camera_fit import MAX_EVALUATIONS, fit_camera_to_dataset
     from robosmith.sim2real.dataset import load_dataset
     from robosmith.sim2real.video_gap import read_background
 
     data = load_dataset(dataset, None, units, calibration)
-    bar = tqdm(desc="refine on the arm", unit="evaluation", total=400)
+    bar = tqdm(desc="refine on the arm", unit="evaluation", total=MAX_EVALUATIONS)
 
     def shown(evaluations: int, cost: float) -> None:
         bar.update(evaluations - bar.n)

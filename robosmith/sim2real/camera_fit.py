@@ -35,6 +35,7 @@ from robosmith.task.spec import SceneConfig
 START_STEP_M = 0.008  # a board placed by hand is off by about a centimetre
 START_STEP_RAD = np.deg2rad(0.8)
 MIN_STEP_M = 0.0002
+MAX_EVALUATIONS = 400  # each renders every frame once; the search usually ends on MIN_STEP_M before
 
 
 @dataclass
@@ -93,7 +94,7 @@ def perturbed(camera: CameraModel, delta: np.ndarray) -> CameraModel:
 
 
 def refine_camera(arm: ArmRenderer, camera: CameraModel, joints: np.ndarray, filmed: np.ndarray,
-                  ignore: np.ndarray | None = None, max_evaluations: int = 400,
+                  ignore: np.ndarray | None = None, max_evaluations: int = MAX_EVALUATIONS,
                   progress: Callable[[int, float], None] | None = None) -> Refinement:
     """Move `camera` until the arm rendered at `joints` (N, 6 rad) matches the `filmed` masks (N, H, W bool).
 
@@ -147,7 +148,7 @@ def refine_camera(arm: ArmRenderer, camera: CameraModel, joints: np.ndarray, fil
 
 
 def fit_camera_to_dataset(dataset: RealDataset, camera: CameraModel, background: np.ndarray | None = None,
-                          frames: int = 12, camera_name: str = "front", max_evaluations: int = 400,
+                          frames: int = 12, camera_name: str = "front", max_evaluations: int = MAX_EVALUATIONS,
                           progress: Callable[[int, float], None] | None = None) -> Refinement:
     """`camera` refined on `frames` frames spread over the dataset's episodes (joint states in rad).
 
