@@ -29,7 +29,15 @@ import numpy as np
 
 from robosmith.perception.camera import CameraModel, place
 from robosmith.sim2real.dataset import RealDataset
-from robosmith.sim2real.video_gap import ArmRenderer, check_size, episode_frames, iou, real_masks
+from robosmith.sim2real.video_gap import (
+    ArmRenderer,
+    check_size,
+    episode_frames,
+    iou,
+    median_background,
+    median_sample,
+    real_masks,
+)
 from robosmith.task.spec import SceneConfig
 
 START_STEP_M = 0.008  # a board placed by hand is off by about a centimetre
@@ -106,19 +114,16 @@ def refine_camera(arm: ArmRenderer, camera: CameraModel, joints: np.ndarray, fil
     real_edges = [boundary(m) for m in real_masks]
     real_distance = [distance_to(e) for e in real_edges]
 
-    def sim_masks(cam: CameraModel) -> np.ndarray:
+    def cost(cam: CameraModel) -> tuple[float, np.ndarray]:
         place(arm.renderer, cam)
-        return np.stack([arm.mask(q) for q in joints]) & keep
-
-    def cost(cam: CameraModel) -> float:
-        masks = sim_masks(cam)
+        masks = np.stack([arm.mask(q) for q in joints]) & keep
         return float(np.mean([chamfer(boundary(m), e, d) for m, e, d in
-                              zip(masks, real_edges, real_distance, strict=True)]))
+                              zip(masks, real_edges, real_distance, strict=True)])), masks
 
-    best = cost(camera)
-    start_cost, start_iou = best, float(iou(sim_masks(camera), real_masks).mean())
+    best, best_masks = cost(camera)
+    start_cost, start_iou = best, float(iou(best_masks, real_masks).mean())
     steps = np.array([START_STEP_M] * 3 + [START_STEP_RAD] * 3)
-    current, evaluations = camera, 2
+    current, evaluations = camera, 1
     while steps[0] >= MIN_STEP_M and evaluations < max_evaluations:
         # Hooke and Jeeves: a step along each coordinate that lowers the cost, then the sum of them once more.
         moved = np.zeros(6)
@@ -127,24 +132,25 @@ def refine_camera(arm: ArmRenderer, camera: CameraModel, joints: np.ndarray, fil
                 delta = np.zeros(6)
                 delta[axis] = sign * steps[axis]
                 trial = perturbed(current, delta)
-                value = cost(trial)
+                value, masks = cost(trial)
                 evaluations += 1
                 if value < best - 1e-4:
-                    best, current = value, trial
+                    best, best_masks, current = value, masks, trial
                     moved += delta
                     break
         if moved.any():
             trial = perturbed(current, moved)
-            value = cost(trial)
+            value, masks = cost(trial)
             evaluations += 1
             if value < best - 1e-4:
-                best, current = value, trial
+                best, best_masks, current = value, masks, trial
         else:
             steps = steps / 2
         if progress:
             progress(evaluations, best)
-    end_iou = float(iou(sim_masks(current), real_masks).mean())
-    return Refinement(current, start_cost, best, start_iou, end_iou, evaluations, len(joints))
+    place(arm.renderer, current)
+    return Refinement(current, start_cost, best, start_iou, float(iou(best_masks, real_masks).mean()), evaluations,
+                      len(joints))
 
 
 def fit_camera_to_dataset(dataset: RealDataset, camera: CameraModel, background: np.ndarray | None = None,
@@ -156,21 +162,28 @@ def fit_camera_to_dataset(dataset: RealDataset, camera: CameraModel, background:
     the median of the frames, which is the arm wherever the arm stays half the time: those pixels (as the
     starting camera sees the arm) are left out.
     """
-    picks = [(ep, int(i)) for ep in dataset.episodes
-             for i in np.linspace(0, len(ep.state) - 1, max(1, round(frames / len(dataset.episodes))))]
-    videos = {ep.index: episode_frames(dataset.root, ep.index, camera_name) for ep in dataset.episodes}
-    images = np.stack([videos[ep.index][min(i, len(videos[ep.index]) - 1)] for ep, i in picks])
-    joints = np.stack([ep.state[i] for ep, i in picks])
-    check_size(dataset.root, images, camera, camera_name)
+    # `frames` frames in all: a few from each episode, or one from each of `frames` episodes spread over many.
+    # Only those episodes' videos are decoded, one at a time, keeping the picked frames and the median's sample.
+    n = len(dataset.episodes)
+    chosen = sorted({int(k) for k in np.linspace(0, n - 1, min(frames, n))})
+    per_episode = max(1, round(frames / len(chosen)))
+    images, joints, samples = [], [], []
+    for k in chosen:
+        ep = dataset.episodes[k]
+        video = episode_frames(dataset.root, ep.index, camera_name)
+        check_size(dataset.root, video, camera, camera_name)
+        for i in np.linspace(0, len(ep.state) - 1, per_episode).astype(int):
+            images.append(video[min(i, len(video) - 1)])
+            joints.append(ep.state[i])
+        samples.append(median_sample(video))
+    joints = np.stack(joints)
     arm = ArmRenderer(SceneConfig(), camera)
     try:
         ignore = None
         if background is None:
-            every = np.concatenate([v[:: max(1, len(v) // 60)] for v in videos.values()])
-            background = np.median(every, axis=0).astype(np.uint8)
-            place(arm.renderer, camera)
+            background = median_background(samples)
             ignore = np.stack([arm.mask(q) for q in joints]).mean(axis=0) > 0.5
-        return refine_camera(arm, camera, joints, real_masks(images, background), ignore, max_evaluations,
-                             progress)
+        return refine_camera(arm, camera, joints, real_masks(np.stack(images), background), ignore,
+                             max_evaluations, progress)
     finally:
         arm.close()

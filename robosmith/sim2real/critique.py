@@ -21,9 +21,8 @@ def video_findings(video: dict | None) -> list[str]:
     if video.get("lag_ms") is not None and abs(video["lag_ms"]) > 0:
         out.append(f"the video shows the arm {video['lag_ms']:.0f} ms {'after' if video['lag_ms'] > 0 else 'before'} "
                    "its recorded joint states: camera latency, which perception's timing must allow for")
-    worst = min(video["episodes"], key=lambda e: e["key_frame"]["iou"])
-    key = worst["key_frame"]
-    out.append(f"the silhouettes differ most in episode {worst['index']}, frame {key['frame']} (IoU {key['iou']:.2f}): "
+    key = key_frames(video, limit=1)[0]
+    out.append(f"the silhouettes differ most in episode {key['episode']}, frame {key['frame']} (IoU {key['iou']:.2f}): "
                f"the key frame to look at, {key['image']} (real | sim | outline)")
     return out
 

@@ -28,6 +28,7 @@ from robosmith.sim2real.dataset import DatasetError, RealDataset, image_key
 from robosmith.task.spec import SceneConfig
 
 MAX_VIDEO_LAG_FRAMES = 10
+MEDIAN_FRAMES_PER_EPISODE = 60
 DIFF_THRESHOLD = 30  # 8-bit levels (max over channels) that make a pixel differ from the background
 
 
@@ -125,6 +126,16 @@ def real_masks(frames: np.ndarray, background: np.ndarray) -> np.ndarray:
     return np.stack(masks)
 
 
+def median_sample(video: np.ndarray) -> np.ndarray:
+    """About MEDIAN_FRAMES_PER_EPISODE frames spread over one episode's video, for `median_background`."""
+    return video[:: max(1, len(video) // MEDIAN_FRAMES_PER_EPISODE)]
+
+
+def median_background(samples: list[np.ndarray]) -> np.ndarray:
+    """The per-pixel median over the episodes' samples: the scene without the arm, where the arm moves about."""
+    return np.median(np.concatenate(samples), axis=0).astype(np.uint8)
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-frame intersection over union of two (T, H, W) bool stacks (1 where both are empty)."""
     inter = (a & b).reshape(len(a), -1).sum(axis=1)
@@ -177,8 +188,7 @@ def video_gap(dataset: RealDataset, scene: SceneConfig, camera: CameraModel, out
                                f"{len(ep.state)} joint states")
     given = background is not None
     if background is None:
-        every = np.concatenate([f[:: max(1, len(f) // 60)] for f in frames.values()])
-        background = np.median(every, axis=0).astype(np.uint8)
+        background = median_background([median_sample(f) for f in frames.values()])
     arm = ArmRenderer(scene, camera)
     episodes = []
     try:
