@@ -47,6 +47,9 @@ def _write_broken(tmp_path, edit):
         (lambda r: r["domain_randomization"][0].update(nominal=100.0), "domain_randomization[0].nominal"),
         (lambda r: r.update(episode_length=0), "episode_length: must be a whole number"),
         (lambda r: r.update(control_hz=35), "control_hz: must divide"),
+        (lambda r: r["train"].update(randomized={"max_minutes": -5}), "train.randomized: max_minutes: must"),
+        (lambda r: r["train"].update(randomized={"entropy": 0.01}), "train.randomized.entropy: unknown key"),
+        (lambda r: r["train"].update(randomized={"max_minutes": "ten"}), "train.randomized.max_minutes: expected"),
     ],
 )
 def test_malformed_task_names_file_and_field(tmp_path, edit, field):
@@ -79,3 +82,17 @@ def test_reward_terms_render_to_a_body_with_weighted_components():
     assert torch.allclose(parts["near"], expected_near.expand(3))
     assert torch.allclose(parts["still"], torch.full((3,), -2.0))
     assert torch.allclose(total, parts["near"] + parts["still"])
+
+
+def test_a_randomized_world_trains_as_long_as_the_train_sections_randomized_block_says(tmp_path):
+    from robosmith.engines.export import ExportOptions, task_info
+    from robosmith.train.ppo import TrainSettings
+
+    path = _write_broken(tmp_path, lambda r: r["train"].update(max_minutes=2.0, randomized={"max_minutes": 6}))
+    task = load_task(path)
+    assert TrainSettings.from_task(task, randomize=False).max_minutes == 2.0
+    assert TrainSettings.from_task(task, randomize=True).max_minutes == 6.0
+    assert TrainSettings.from_task(task, randomize=True, max_minutes=1.0).max_minutes == 1.0  # the command's word
+    assert task_from_dict(task.to_dict()).train.randomized.max_minutes == 6.0  # saved with every run
+    assert task_info(task, ExportOptions("mjlab", "3.0", randomize=True))["max_minutes"] == 6.0
+    assert task_info(task, ExportOptions("mjlab", "3.0", randomize=False))["max_minutes"] == 2.0

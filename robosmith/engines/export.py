@@ -96,7 +96,7 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
             f"{task.name}: action_mode: export targets support 'absolute' joint-position actions, got "
             f"{task.action_mode!r}"
         )
-    t, r, robot = task.train, task.reset, task.scene.robot
+    t, r, robot = task.train.for_world(options.randomize), task.reset, task.scene.robot
     steps = round(1.0 / (task.control_hz * task.scene.timestep))
     return {
         "name": task.name,

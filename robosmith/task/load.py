@@ -26,6 +26,7 @@ from robosmith.robot.params import PARAMS, ParamError, RobotParams, check_params
 from robosmith.task.spec import (
     DRParam,
     PPOConfig,
+    RandomizedTraining,
     ResetConfig,
     SACConfig,
     SafetyLimits,
@@ -119,8 +120,10 @@ class _Parser:
     def typed(self, value: Any, f: dataclasses.Field, fieldname: str) -> Any:
         """Check a value against a dataclass field's declared scalar type; lists become tuples."""
         kind = str(f.type)
-        if value is None and kind.endswith("| None"):
-            return None
+        if kind.endswith(" | None"):
+            if value is None:
+                return None
+            kind = kind.removesuffix(" | None")
         if kind.startswith("tuple") and isinstance(value, list):
             return tuple(value)
         if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
@@ -258,9 +261,10 @@ class _Parser:
         raw = dict(raw or {})
         ppo = self.dataclass_from(PPOConfig, raw.pop("ppo", None), "train.ppo")
         sac = self.dataclass_from(SACConfig, raw.pop("sac", None), "train.sac")
+        randomized = self.dataclass_from(RandomizedTraining, raw.pop("randomized", None), "train.randomized")
         if "hidden_dims" in raw and isinstance(raw["hidden_dims"], list):
             raw["hidden_dims"] = tuple(raw["hidden_dims"])
-        return self.dataclass_from(TrainDefaults, raw, "train", ppo=ppo, sac=sac)
+        return self.dataclass_from(TrainDefaults, raw, "train", ppo=ppo, sac=sac, randomized=randomized)
 
     def check_expressions(self, spec: TaskSpec) -> None:
         """Evaluate success and reward on a state of the right shapes: typos surface now, not mid-training."""

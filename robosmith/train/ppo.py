@@ -56,7 +56,7 @@ class TrainSettings:
 
     @staticmethod
     def from_task(task: TaskSpec, **overrides: float | int | str | None) -> TrainSettings:
-        t = task.train
+        t = task.train.for_world(bool(overrides.get("randomize")))
         algo = overrides.pop("algo", None) or "ppo"
         if algo not in ALGOS:
             raise ConfigError(f"algo {algo!r}: one of {', '.join(ALGOS)}")
