@@ -451,6 +451,19 @@ def _print_eval(run_dir: Path, result: dict) -> None:
         typer.echo(f"video: {run_dir / result['video']}")
 
 
+def _print_straying(straying: dict) -> None:
+    if straying["action_deviation"] is not None:
+        typer.echo(f"actions: mean |a - a_BC| {straying['action_deviation']:.4f} "
+                   f"({straying['target_deviation_deg']:.2f} deg of joint target)")
+    rows = [("policy", straying["policy_paths"]), ("demonstrations", straying["demonstration_paths"])]
+    for name, paths in rows:
+        if paths and "error" in paths:
+            typer.echo(f"{name}: {paths['error']}")
+        elif paths:
+            typer.echo(f"{name}: tool's highest point {paths['max_height_m']['median'] * 100:.1f} cm, path "
+                       f"{paths['path_length_m']['median'] * 100:.1f} cm (medians over {paths['episodes']} episodes)")
+
+
 @app.command()
 def run(
     task: Annotated[str, typer.Argument(help="a task name or file, or a sentence: 'lift the cube 10 cm'")],
@@ -919,15 +932,19 @@ def bc_eval(
     seed: Annotated[int, typer.Option()] = 12345,
     out: Annotated[Path | None, typer.Option(help="folder for eval.json and eval.mp4 (default: CHECKPOINT/eval)")]
     = None,
+    demos: Annotated[Path | None, typer.Option(
+        help="demonstrations to compare the tool's path with (default: the dataset the BC policy trained on)")] = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
-    """Roll a LeRobot policy (or its finetuned version) out in simulation: success with a 95% interval."""
+    """Roll a LeRobot policy (or its finetuned version) out in simulation: success with a 95% interval, and how
+    far it strays from the demonstrations."""
     from robosmith.bc.evaluate import evaluate_bc
     from robosmith.task import load_task
 
     folder = out or checkpoint / "eval"
-    result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress)
+    result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress, demos)
     _print_eval(folder, result)
+    _print_straying(result["straying"])
 
 
 camera_app = typer.Typer(no_args_is_help=True,
@@ -1119,6 +1136,8 @@ def finetune(
     residual_scale: Annotated[
         float, typer.Option(help="scale of the correction, as a fraction of the action range (0.1: 0.15 rad)")
     ] = 0.1,
+    stray_penalty: Annotated[float, typer.Option(
+        help="reward minus this x mean |a - a_BC| per step: stay near the BC policy's actions (0: off)")] = 0.0,
     seed: Annotated[int | None, typer.Option()] = None,
     eval_episodes: Annotated[int, typer.Option(help="episodes for the final evaluation")] = 100,
     out: Annotated[Path | None, typer.Option(help="output folder (default: runs/<time>-<task>-finetune)")] = None,
@@ -1137,7 +1156,7 @@ def finetune(
     spec = _with_randomization(load_task(task), dr, randomize)
     settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
                                        seed=seed, eval_episodes=eval_episodes, randomize=randomize)
-    residual = ResidualSettings(scale=residual_scale)
+    residual = ResidualSettings(scale=residual_scale, stray_penalty=stray_penalty)
     body = _checked_reward(reward, spec)
     folder = out or new_run_dir(f"{spec.name}-finetune")
     typer.echo(f"finetune folder: {folder}")
@@ -1148,6 +1167,7 @@ def finetune(
     typer.echo(f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s")
     result = evaluate_bc(folder, spec, folder / "eval", eval_episodes, progress=progress)
     _print_eval(folder / "eval", result)
+    _print_straying(result["straying"])
 
 
 @app.command()

@@ -67,6 +67,72 @@ def test_pick_place_zone_is_never_under_the_cube_at_reset():
 
 
 # ----------------------------------------------------------------------------- dataset, training, rollouts
+class _ConstantBC:
+    """A stand-in for the frozen BC policy under a residual: the same action everywhere, every step."""
+
+    def __init__(self, task, value: float) -> None:
+        from robosmith.train.policy import PolicySpec
+
+        self.spec = PolicySpec("bc", task.name, task.description, ("joint_pos",), task.control_hz)
+        self.value = value
+
+    def reset(self, env_ids=None) -> None:
+        pass
+
+    def act(self, observation):
+        return torch.full((observation.state.joint_pos.shape[0], 6), self.value)
+
+
+def test_the_stray_penalty_costs_exactly_the_weight_times_the_deviation():
+    from robosmith.bc.finetune import ResidualEnv, ResidualSettings
+    from robosmith.errors import ConfigError
+    from robosmith.reward.load import load_reward
+    from robosmith.train.env import TaskEnv
+
+    task = load_task("so101_lift")
+    envs = [ResidualEnv(TaskEnv(task, load_reward(task.reference_reward_body()), 4, seed=2), _ConstantBC(task, 0.2),
+                        0.1, penalty) for penalty in (0.0, 2.0)]
+    residual = torch.tensor([[1.0, -1.0, 0.5, 0.0, 2.0, -3.0]]).repeat(4, 1)
+    # a = 0.2 + 0.1 r, within the action range here
+    deviation = (torch.tensor([0.3, 0.1, 0.25, 0.2, 0.4, -0.1]) - 0.2).abs().mean()
+    rewards = [env.step(residual)[1] for env in envs]
+    torch.testing.assert_close(rewards[1] - rewards[0], torch.full((4,), -2.0 * float(deviation)))
+    _, plain = envs[0].pop_stats()
+    _, penalized = envs[1].pop_stats()
+    assert plain["action_deviation"] == pytest.approx(float(deviation)) and "reward/stray_penalty" not in plain
+    assert penalized["reward/stray_penalty"] == pytest.approx(-2.0 * float(deviation))
+    with pytest.raises(ConfigError, match="stray_penalty"):
+        ResidualSettings(stray_penalty=-1.0)
+
+
+def test_straying_measures_actions_against_the_bc_policy_and_the_tools_path():
+    from robosmith.bc.straying import StrayMeter, path_figures
+
+    class Finetuned(_ConstantBC):
+        def act(self, observation):
+            self.last_base_action = super().act(observation)
+            return self.last_base_action + torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0, -0.2])
+
+    meter = StrayMeter(Finetuned(load_task("so101_lift"), 0.0))
+
+    class Seen:
+        state = type("S", (), {"joint_pos": torch.zeros(3, 6)})()
+
+    for _ in range(5):
+        meter.act(Seen())
+    figures = meter.figures(action_scale=1.5, demonstrations=None)
+    assert figures["action_deviation"] == pytest.approx(0.05)
+    assert figures["action_deviation_per_joint"] == pytest.approx([0.1, 0, 0, 0, 0, 0.2])
+    assert figures["target_deviation_deg"] == pytest.approx(math.degrees(0.05 * 1.5))
+    # Two episodes: up 10 cm and back along z; a 3-4-5 triangle in the plane at 2 cm.
+    up_down = np.array([[0.2, 0, 0.02], [0.2, 0, 0.12], [0.2, 0, 0.02]])
+    triangle = np.array([[0.2, 0, 0.02], [0.23, 0, 0.02], [0.23, 0.04, 0.02]])
+    paths = path_figures([up_down, triangle])
+    assert paths["episodes"] == 2
+    assert paths["max_height_m"]["mean"] == pytest.approx(0.07) and paths["max_height_m"]["p90"] <= 0.12
+    assert paths["path_length_m"]["mean"] == pytest.approx((0.2 + 0.07) / 2)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from robosmith.bc.collect import collect
@@ -231,6 +297,13 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     assert result["episodes"] == 4 and 0.0 <= result["success_rate"] <= 1.0 and result["kind"] == "bc"
     assert (tmp_path / "eval" / "eval.mp4").stat().st_size > 1000
     assert json.loads((tmp_path / "eval" / "eval.json").read_text())["ci95"] == result["ci95"]
+    # Straying: a BC policy has no BC policy under it; the tool's paths, the demonstrations' found from the folder.
+    straying = result["straying"]
+    assert straying["action_deviation"] is None and straying["policy_paths"]["episodes"] == 4
+    demos = straying["demonstration_paths"]
+    assert demos["dataset"] == info["dataset"] and demos["episodes"] == 2
+    # The demonstrator lifts the cube 5 cm: the tool (between the pads, at the cube's centre) goes above 5 cm.
+    assert 0.05 < demos["max_height_m"]["median"] < 0.3 and demos["path_length_m"]["median"] > 0.1
     # A policy trained on lift sees the cube only; pick-and-place adds the goal: a clear error, not a shape error.
     with pytest.raises(PolicyError, match=r"config.json: input_features: observation.environment_state has 7"):
         load_policy(bc_run, load_task("so101_pick_place"))

@@ -52,19 +52,25 @@ from robosmith.train.ppo import TrainSettings, train
 class ResidualSettings:
     scale: float = 0.1  # residual output 1 moves a joint by scale x the task's action_scale (0.15 rad on lift)
     init_noise_std: float = 0.5  # PPO's initial exploration noise on the residual, before scaling
+    # Reward minus stray_penalty x mean |a - a_BC| (action units) per step: keeps the finetuned policy near the
+    # demonstrated behaviour (0: off). The metrics carry `action_deviation` either way.
+    stray_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
             raise ConfigError(f"residual scale must be in (0, 1], got {self.scale}")
         if self.init_noise_std <= 0:
             raise ConfigError(f"init_noise_std must be > 0, got {self.init_noise_std}")
+        if self.stray_penalty < 0:
+            raise ConfigError(f"stray_penalty must be >= 0, got {self.stray_penalty}")
 
 
 class ResidualEnv(VecEnv):
     """The task's environments seen through the frozen BC policy: actions are corrections to its actions."""
 
-    def __init__(self, env: TaskEnv, base: LeRobotPolicy, residual_scale: float) -> None:
-        self.env, self.base, self.scale = env, base, residual_scale
+    def __init__(self, env: TaskEnv, base: LeRobotPolicy, residual_scale: float, stray_penalty: float = 0.0) -> None:
+        self.env, self.base, self.scale, self.stray_penalty = env, base, residual_scale, stray_penalty
+        self._deviation_sum, self._deviation_steps = 0.0, 0
         self.num_envs, self.num_actions = env.num_envs, env.num_actions
         self.max_episode_length, self.device, self.cfg = env.max_episode_length, env.device, env.cfg
         self.base.reset()
@@ -87,7 +93,13 @@ class ResidualEnv(VecEnv):
         return residual_input(self.env.task, self.observation, self.base_action)
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
-        _, reward, dones, extras = self.env.step(compose(self.base_action, actions, self.scale))
+        action = compose(self.base_action, actions, self.scale)
+        _, reward, dones, extras = self.env.step(action)
+        deviation = (action - self.base_action).abs().mean(-1)
+        self._deviation_sum += float(deviation.sum())
+        self._deviation_steps += deviation.numel()
+        if self.stray_penalty:
+            reward = reward - self.stray_penalty * deviation
         if bool(extras["time_outs"].any()):
             # Episodes run in lockstep: the BC policy's action queue starts afresh with the new episodes. An
             # environment reset alone after its physics diverged (rare, counted in the metrics) plays on with
@@ -96,8 +108,14 @@ class ResidualEnv(VecEnv):
         self._observe()
         return self.get_observations(), reward, dones, extras
 
-    def pop_stats(self):
-        return self.env.pop_stats()
+    def pop_stats(self) -> tuple[int, dict]:
+        steps, summary = self.env.pop_stats()
+        deviation = self._deviation_sum / max(self._deviation_steps, 1)
+        summary["action_deviation"] = deviation  # mean |a - a_BC|
+        if self.stray_penalty:
+            summary["reward/stray_penalty"] = -self.stray_penalty * deviation
+        self._deviation_sum, self._deviation_steps = 0.0, 0
+        return steps, summary
 
     def close(self) -> None:
         self.env.close()
@@ -139,7 +157,7 @@ def finetune(
         settings,
         progress=progress,
         reward_loader=reward_loader,
-        make_env=lambda env: ResidualEnv(env, base, residual.scale),
+        make_env=lambda env: ResidualEnv(env, base, residual.scale, residual.stray_penalty),
         stagger=False,
         init_policy=zero_residual_output,
     )

@@ -126,13 +126,14 @@ class ResidualPolicy:
         _, _, cfg, checkpoint = load_run(path)
         sizes = TensorDict({"policy": torch.zeros(1, observation_size(task.observations) + 6)}, batch_size=[1])
         self.actor = build_actor(sizes, 6, cfg, checkpoint["actor_state_dict"])
+        self.last_base_action: torch.Tensor | None = None  # what the BC policy proposed at the last step
 
     def reset(self, env_ids: torch.Tensor | None = None) -> None:
         self.base.reset(env_ids)
 
     @torch.no_grad()
     def act(self, observation: Observation) -> torch.Tensor:
-        base = self.base.act(observation)
+        base = self.last_base_action = self.base.act(observation)
         return compose(base, self.actor(residual_input(self.task, observation, base)), self.scale)
 
     def close(self) -> None:

@@ -45,17 +45,18 @@ def evaluate_run(run_dir: Path, episodes: int = 100, video_episodes: int = 4, se
 
 def evaluate(policy: Policy, task: TaskSpec, out_dir: Path, episodes: int = 100, seed: int = 12345,
              video_episodes: int = 4, progress: bool = True, threads: int = 0, reward_body: str | None = None,
-             observe: Observer | None = None) -> dict:
+             observe: Observer | None = None, on_step: Callable[[TaskEnv], None] | None = None) -> dict:
     """Success of `policy` on `task` over `episodes` fresh episodes, eval.mp4 in out_dir; the figures.
 
     The reward (the policy's own, else the task's reference) only feeds the mean return; success is the task's
-    own check. `observe` replaces the environment's observations (e.g. objects seen by a camera).
+    own check. `observe` replaces the environment's observations (e.g. objects seen by a camera); `on_step(env)`
+    runs after every control step (e.g. to record the tool's path).
     """
     torch.manual_seed(seed)  # policies that sample (diffusion) draw the same noise for the same seed
     env = TaskEnv(task, load_reward(reward_body or task.reference_reward_body()), episodes, seed=seed,
                   auto_reset=False, nthread=threads)
     try:
-        return evaluate_policy(env, policy, out_dir, video_episodes, progress, observe)
+        return evaluate_policy(env, policy, out_dir, video_episodes, progress, observe, on_step)
     finally:
         policy.close()
 
@@ -66,7 +67,8 @@ def evaluate_path(path: Path, task: TaskSpec, out_dir: Path, **kwargs) -> dict:
 
 
 def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes: int = 4,
-                    progress: bool = True, observe: Observer | None = None) -> dict:
+                    progress: bool = True, observe: Observer | None = None,
+                    on_step: Callable[[TaskEnv], None] | None = None) -> dict:
     """Every environment of `env` (made with auto_reset=False) plays one episode with `policy`; success with CI.
 
     Writes out_dir/eval.mp4 with the first `video_episodes` episodes one after another; returns the figures
@@ -84,9 +86,17 @@ def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes:
             g = None if goal is None else goal[i].numpy()
             frames[i].append(renderer.render(env.sim.qpos_of(i), g))
 
+    def after_step() -> None:
+        if renderer:
+            snap()
+        if on_step is not None:
+            on_step(env)
+
     if renderer:
         snap()
-    play_episodes(env, policy, progress, snap if renderer else None, observe)
+    if on_step is not None:
+        on_step(env)
+    play_episodes(env, policy, progress, after_step, observe)
     recorder = env.recorder
     env.close()
     episodes_ended = int(recorder.episodes)
