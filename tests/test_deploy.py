@@ -201,6 +201,38 @@ def test_safety_layer_pulls_commands_below_the_table_back():
     assert layer.inside(command) and not np.allclose(command, home)  # kept the part of the step that is safe
 
 
+def test_a_step_out_of_the_box_stops_where_it_first_leaves():
+    """The workspace rule keeps the part of each step before the tool first leaves the box, to 1/256 of the step:
+    not much more could have been kept, and never a pose past the first exit."""
+    from robosmith.sim.command_limits import CommandLimits, model_tool_positions
+    from robosmith.sim.command_limits import joint_limits as model_limits
+
+    task = load_task("so101_lift")
+    low, high = model_limits(None, task.safety.joint_margin)
+    n, rng = 256, np.random.default_rng(4)
+    no_box = dataclasses.replace(task.safety, workspace_low=(-9.0, -9.0, -9.0), workspace_high=(9.0, 9.0, 9.0))
+    rules, unboxed = (CommandLimits(limits, task.control_hz, low, high, model_tool_positions(), num_arms=n)
+                      for limits in (task.safety, no_box))
+    home = to_lerobot(torch.tensor(task.reset.home, dtype=torch.float64)).numpy()
+    along = np.linspace(0, 1, 1025)[:, None]
+    cut = 0
+    for _ in range(4):
+        start = home + rng.uniform(-20, 20, (n, 6))
+        rules.reset(np.arange(n), start)
+        unboxed.reset(np.arange(n), start)
+        previous, inside_before = rules.previous.copy(), rules.inside(rules.previous)
+        target = rng.uniform(low, high, (n, 6))
+        sent, wanted = rules.apply(target, previous), unboxed.apply(target, previous)
+        for arm in np.flatnonzero(inside_before & ~np.isclose(sent, wanted).all(1)):
+            cut += 1
+            step = wanted[arm, :5] - previous[arm, :5]
+            kept = float(np.dot(sent[arm, :5] - previous[arm, :5], step) / np.dot(step, step))
+            path = np.hstack([previous[arm, :5] + along * step, np.zeros((len(along), 1))])
+            first_out = np.argmin(rules.inside(path)) / (len(along) - 1)
+            assert first_out - 1 / 256 - 2e-3 <= kept <= first_out + 1e-9, (arm, kept, first_out)
+    assert cut > 50  # random requests do leave the box
+
+
 def test_the_simulator_sends_what_the_arms_safety_layer_would():
     """Training and evaluation step under the arm's command rules: every environment's servo targets are those
     a SafetyLayer sends for the same policy targets and joint readings."""

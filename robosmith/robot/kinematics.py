@@ -48,19 +48,32 @@ class ToolKinematics:
         self._site_pos, self._site_rot = m.site_pos[site].copy(), _matrix(m.site_quat[site])
 
     def frames(self, joint_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions (K, 3) in m, rotation matrices (K, 3, 3)) of the tool point for (K, 6) joint positions."""
+        """(positions (K, 3) in m, rotation matrices (K, 3, 3)) of the tool point for (K, 6) joint positions.
+
+        Every product has a constant right-hand side (the hinge's rotation R turn(q) is R + sin q (R C) +
+        (1 - cos q) (R C^2)), so each is one 2-D matrix product over all K rows: numpy's batched 3x3 products
+        are about a hundred times slower, and the simulator runs this on every environment at every step.
+        """
         q = np.atleast_2d(np.asarray(joint_rad, dtype=float))
-        pos, rot = np.zeros((len(q), 3)), np.tile(np.eye(3), (len(q), 1, 1))
+        k = len(q)
+        pos, rot = np.zeros((k, 3)), np.tile(np.eye(3), (k, 1, 1))
+
+        def times(matrix: np.ndarray) -> np.ndarray:  # rot @ matrix, for a constant (3, 3) matrix
+            return (rot.reshape(-1, 3) @ matrix).reshape(k, 3, 3)
+
+        def apply(vector: np.ndarray) -> np.ndarray:  # rot @ vector, for a constant (3,) vector
+            return (rot.reshape(-1, 3) @ vector).reshape(k, 3)
+
         for offset, fixed, joint, cross, cross2, anchor in self._links:
-            pos = pos + rot @ offset
-            rot = rot @ fixed
+            pos = pos + apply(offset)
+            rot = times(fixed)
             if joint is not None:
                 angle = q[:, joint, None, None]
-                turn = np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross2
+                turned = rot + np.sin(angle) * times(cross) + (1.0 - np.cos(angle)) * times(cross2)
                 if anchor is not None:  # a hinge off the body's origin turns about that point
-                    pos = pos + rot @ anchor - (rot @ turn) @ anchor
-                rot = rot @ turn
-        return pos + rot @ self._site_pos, rot @ self._site_rot
+                    pos = pos + apply(anchor) - (turned.reshape(-1, 3) @ anchor).reshape(k, 3)
+                rot = turned
+        return pos + apply(self._site_pos), times(self._site_rot)
 
     def pose(self, joint_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position (3,) in m, orientation (4,) wxyz) of the tool point in the robot's base frame."""

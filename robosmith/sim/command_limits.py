@@ -11,7 +11,7 @@ Units are LeRobot's (degrees for the five arm joints, 0-100 for the gripper). Th
 2. the change since the previous command is limited by acceleration, then by velocity and the per-step limit;
 3. targets are clipped to the joint limits;
 4. the tool point of the commanded pose (forward kinematics) must be inside the workspace box: if not, the
-   command is pulled back along the step towards the previous one until it is.
+   command is pulled back along the step to where the step first leaves the box (to 1/256 of the step).
 
 The previous command always satisfies 3 and 4, so 3, 4 and the per-step limit hold for every command that
 leaves, whatever was asked.
@@ -33,7 +33,10 @@ from robosmith.robot.units import LEROBOT_JOINT_NAMES, TICKS_PER_TURN, MotorCali
 from robosmith.task.spec import SafetyLimits
 
 GRIPPER = len(JOINT_NAMES) - 1
-BISECTION_STEPS = 8  # the workspace pull-back finds the fraction of the step to keep within 1/256
+# The workspace pull-back tries GRID fractions of the step, then GRID within the bracket where it first fails:
+# the fraction to keep to 1/256, in two forward-kinematics calls (a bisection to 1/256 takes eight; the calls,
+# not their size, are what costs: the simulator runs this on every environment at every step).
+GRID = 16
 
 
 @dataclass(frozen=True)
@@ -156,16 +159,22 @@ class CommandLimits:
         if not arms.size:
             return command
         wanted, previous = command[arms], self.previous[arms]
-        previous_excess = self._box_excess(self.tool_positions(previous))
-        # Bisection on the fraction of this step kept: the previous command (fraction 0) is the fallback. A
-        # previous command outside (only at an episode's start) may be kept as long as it gets no further out.
-        keep_lo, keep_hi = np.zeros(len(arms)), np.ones(len(arms))
-        for _ in range(BISECTION_STEPS):
-            mid = (keep_lo + keep_hi) / 2
-            excess = self._box_excess(self.tool_positions(previous + mid[:, None] * (wanted - previous)))
+        step = wanted - previous
+        # The largest fraction of the step up to which every pose tried is acceptable: inside the box, or, for a
+        # previous command outside (only at an episode's start), no further out than it. Fraction 0 of the
+        # first grid is the previous command itself, which gives its own excess.
+        keep, width, previous_excess = np.zeros(len(arms)), 1.0, None
+        for level in range(2):
+            width /= GRID
+            first = 0 if level == 0 else 1
+            fractions = np.minimum(keep[:, None] + width * np.arange(first, GRID + 1), 1.0)
+            poses = previous[:, None, :] + fractions[:, :, None] * step[:, None, :]
+            excess = self._box_excess(self.tool_positions(poses.reshape(-1, 6))).reshape(fractions.shape)
+            if previous_excess is None:
+                previous_excess, excess = excess[:, :1], excess[:, 1:]
             ok = np.where(previous_excess == 0, excess == 0, excess <= previous_excess)
-            keep_lo, keep_hi = np.where(ok, mid, keep_lo), np.where(ok, keep_hi, mid)
-        pulled = previous + keep_lo[:, None] * (wanted - previous)
+            keep = np.minimum(keep + width * np.cumprod(ok, axis=1).sum(axis=1), 1.0)
+        pulled = previous + keep[:, None] * step
         pulled[:, GRIPPER] = wanted[:, GRIPPER]  # the gripper does not move the tool point
         if log is not None:
             requested, sent = points[arms], self.tool_positions(pulled)
