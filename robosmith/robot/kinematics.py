@@ -51,8 +51,9 @@ class ToolKinematics:
         """(positions (K, 3) in m, rotation matrices (K, 3, 3)) of the tool point for (K, 6) joint positions.
 
         Every product has a constant right-hand side (the hinge's rotation R turn(q) is R + sin q (R C) +
-        (1 - cos q) (R C^2)), so each is one 2-D matrix product over all K rows: numpy's batched 3x3 products
-        are about a hundred times slower, and the simulator runs this on every environment at every step.
+        (1 - cos q) (R C^2)), so each is one 2-D matrix product over all K rows: about twice as fast as numpy's
+        batched 3x3 products for 256 poses and eight times for 4,352 (the workspace rule's grid), and the
+        simulator runs this for every environment at every step.
         """
         q = np.atleast_2d(np.asarray(joint_rad, dtype=float))
         k = len(q)
