@@ -1306,7 +1306,7 @@ def compare_cmd(
 @app.command()
 def bench(
     task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",
-    num_envs: Annotated[int, typer.Option()] = 256,
+    num_envs: Annotated[int | None, typer.Option(help="environments (default: the task's, as it trains)")] = None,
     steps: Annotated[int, typer.Option(help="control steps per measurement")] = 100,
     randomize: Annotated[bool, typer.Option(
         "--randomize", help="also measure the task's domain randomization against none (two episodes each)")] = False,
@@ -1317,7 +1317,7 @@ def bench(
     from robosmith.task import load_task
 
     spec = load_task(task)
-    result = run_bench(spec, num_envs=num_envs, control_steps=steps, randomize=randomize)
+    result = run_bench(spec, num_envs=num_envs or spec.train.num_envs, control_steps=steps, randomize=randomize)
     if as_json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
