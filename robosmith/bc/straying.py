@@ -21,15 +21,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from robosmith.bc.policy import RESIDUAL_FILE
+from robosmith.bc.train import BC_TRAIN_RECORD
 from robosmith.robot.kinematics import ToolKinematics
 from robosmith.sim2real.dataset import DatasetError, load_dataset
 
 if TYPE_CHECKING:
     from robosmith.train.env import TaskEnv
     from robosmith.train.policy import Observation, Policy
-
-BC_TRAIN_RECORD = "bc_train.json"  # what `robosmith bc train` writes next to LeRobot's folder
-
 
 class StrayMeter:
     """A policy as evaluation sees it, recording its action deviation from the BC policy underneath (a finetuned
@@ -91,7 +90,7 @@ def demonstration_paths(dataset: Path) -> dict:
 def demonstrations_of(checkpoint: Path) -> Path | None:
     """The dataset a BC policy (or the BC policy under a finetuned one) was trained on, where its folders say."""
     checkpoint = Path(checkpoint).resolve()
-    residual = checkpoint / "residual.json"
+    residual = checkpoint / RESIDUAL_FILE
     if residual.is_file():
         checkpoint = Path(json.loads(residual.read_text()).get("bc_checkpoint", checkpoint)).resolve()
     for folder in (checkpoint, *list(checkpoint.parents)[:4]):

@@ -31,6 +31,9 @@ POLICIES = ("act", "diffusion")
 INPUTS = ("state", "images")
 
 
+BC_TRAIN_RECORD = "bc_train.json"  # beside LeRobot's folder: the dataset, the settings, the command, the time
+
+
 @dataclass
 class BCTrainSettings:
     policy: str = "act"
@@ -127,7 +130,7 @@ def train_bc(dataset: Path, out_dir: Path, settings: BCTrainSettings) -> Path:
     if not (dataset / "meta" / "info.json").is_file():
         raise FileNotFoundError(f"{dataset}: not a LeRobot dataset (no meta/info.json)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    record_path = out_dir / "bc_train.json"
+    record_path = out_dir / BC_TRAIN_RECORD
     lerobot_dir = out_dir / "lerobot"
     last_config = lerobot_dir / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
     if last_config.is_file() and record_path.is_file():  # stopped before: go on from the last checkpoint

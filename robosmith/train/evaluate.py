@@ -86,17 +86,14 @@ def evaluate_policy(env: TaskEnv, policy: Policy, out_dir: Path, video_episodes:
             g = None if goal is None else goal[i].numpy()
             frames[i].append(renderer.render(env.sim.qpos_of(i), g))
 
-    def after_step() -> None:
+    def record() -> None:  # the start of the episodes, then every control step
         if renderer:
             snap()
         if on_step is not None:
             on_step(env)
 
-    if renderer:
-        snap()
-    if on_step is not None:
-        on_step(env)
-    play_episodes(env, policy, progress, after_step, observe)
+    record()
+    play_episodes(env, policy, progress, record, observe)
     recorder = env.recorder
     env.close()
     episodes_ended = int(recorder.episodes)
