@@ -904,6 +904,10 @@ def bc_train(
     steps: Annotated[int, typer.Option(help="training steps")] = 4000,
     batch_size: Annotated[int, typer.Option()] = 32,
     lr: Annotated[float, typer.Option(help="learning rate")] = 1e-4,
+    chunk_size: Annotated[int | None, typer.Option(
+        help="actions predicted at once (ACT chunk_size, diffusion horizon); default: 20 ACT, 16 diffusion")] = None,
+    n_action_steps: Annotated[int | None, typer.Option(
+        help="actions played before the next prediction; default: 10 ACT, 8 diffusion")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or mps")] = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Path | None, typer.Option(help="output folder (default: runs/bc/<dataset>-<policy>)")] = None,
@@ -911,8 +915,8 @@ def bc_train(
     """Train a LeRobot policy with lerobot-train, offline. Run it again to resume a stopped training."""
     from robosmith.bc.train import BCTrainSettings, train_bc
 
-    settings = BCTrainSettings(policy=policy, inputs=inputs, steps=steps, batch_size=batch_size,
-                               learning_rate=lr, device=device, seed=seed)
+    settings = BCTrainSettings(policy=policy, inputs=inputs, steps=steps, batch_size=batch_size, learning_rate=lr,
+                               chunk_size=chunk_size, n_action_steps=n_action_steps, device=device, seed=seed)
     folder = out or dataset.parent / f"{dataset.name}-{policy}-{inputs}"
     try:
         checkpoint = train_bc(dataset, folder, settings)
@@ -921,6 +925,11 @@ def bc_train(
     except subprocess.CalledProcessError as e:
         _fail(f"lerobot-train stopped (exit code {e.returncode}); run the same command again to resume")
     typer.echo(f"LeRobot checkpoint: {checkpoint}")
+
+
+_TEMPORAL_ENSEMBLE = Annotated[float | None, typer.Option(
+    help="ACT: predict a chunk every step and act on the chunks' weighted mean, weights exp(-this x age) (0.01 "
+         "in ACT's paper); default: play the chunks as trained")]
 
 
 @bc_app.command("eval")
@@ -934,6 +943,7 @@ def bc_eval(
     = None,
     demos: Annotated[Path | None, typer.Option(
         help="demonstrations to compare the tool's path with (default: the dataset the BC policy trained on)")] = None,
+    temporal_ensemble: _TEMPORAL_ENSEMBLE = None,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Roll a LeRobot policy (or its finetuned version) out in simulation: success with a 95% interval, and how
@@ -942,7 +952,8 @@ def bc_eval(
     from robosmith.task import load_task
 
     folder = out or checkpoint / "eval"
-    result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress, demos)
+    result = evaluate_bc(checkpoint, load_task(task), folder, episodes, seed, video_episodes, progress, demos,
+                         temporal_ensemble)
     _print_eval(folder, result)
     _print_straying(result["straying"])
 
@@ -1138,6 +1149,7 @@ def finetune(
     ] = 0.1,
     stray_penalty: Annotated[float, typer.Option(
         help="reward minus this x mean |a - a_BC| per step: stay near the BC policy's actions (0: off)")] = 0.0,
+    temporal_ensemble: _TEMPORAL_ENSEMBLE = None,
     seed: Annotated[int | None, typer.Option()] = None,
     eval_episodes: Annotated[int, typer.Option(help="episodes for the final evaluation")] = 100,
     out: Annotated[Path | None, typer.Option(help="output folder (default: runs/<time>-<task>-finetune)")] = None,
@@ -1156,7 +1168,7 @@ def finetune(
     spec = _with_randomization(load_task(task), dr, randomize)
     settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
                                        seed=seed, eval_episodes=eval_episodes, randomize=randomize)
-    residual = ResidualSettings(scale=residual_scale, stray_penalty=stray_penalty)
+    residual = ResidualSettings(scale=residual_scale, stray_penalty=stray_penalty, temporal_ensemble=temporal_ensemble)
     body = _checked_reward(reward, spec)
     folder = out or new_run_dir(f"{spec.name}-finetune")
     typer.echo(f"finetune folder: {folder}")

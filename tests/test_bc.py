@@ -272,28 +272,31 @@ def bc_run(dataset, tmp_path_factory):
     from robosmith.bc.train import BCTrainSettings, train_bc
 
     out = tmp_path_factory.mktemp("bc") / "act_state"
-    train_bc(dataset, out, BCTrainSettings(steps=4, batch_size=8, save_every=4))
+    train_bc(dataset, out, BCTrainSettings(steps=4, batch_size=8, save_every=4, chunk_size=6, n_action_steps=3))
     return out
 
 
 @pytest.mark.slow
 def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     from robosmith.bc.evaluate import evaluate_bc
-    from robosmith.bc.policy import find_pretrained_model
+    from robosmith.bc.policy import LeRobotPolicy, find_pretrained_model
     from robosmith.bc.train import BCTrainSettings, train_bc
+    from robosmith.reward.load import load_reward
+    from robosmith.train.env import TaskEnv
     from robosmith.train.policy import PolicyError, load_policy
 
+    task = load_task("so101_lift")
     checkpoint = find_pretrained_model(bc_run)
     config = json.loads((checkpoint / "config.json").read_text())
     assert set(config["input_features"]) == {"observation.state", "observation.environment_state"}
+    assert (config["chunk_size"], config["n_action_steps"]) == (6, 3)  # the settings reach LeRobot
     info = json.loads((bc_run / "bc_train.json").read_text())
     assert info["demonstrations"] == 2
     # Run again on the same folder: LeRobot resumes from the last checkpoint instead of starting over.
     train_bc(Path(info["dataset"]), bc_run, BCTrainSettings(steps=4, batch_size=8, save_every=4))
     assert "--resume=true" in json.loads((bc_run / "bc_train.json").read_text())["command"]
     assert find_pretrained_model(bc_run) == checkpoint
-    result = evaluate_bc(bc_run, load_task("so101_lift"), tmp_path / "eval", episodes=4, video_episodes=1,
-                         progress=False)
+    result = evaluate_bc(bc_run, task, tmp_path / "eval", episodes=4, video_episodes=1, progress=False)
     assert result["episodes"] == 4 and 0.0 <= result["success_rate"] <= 1.0 and result["kind"] == "bc"
     assert (tmp_path / "eval" / "eval.mp4").stat().st_size > 1000
     assert json.loads((tmp_path / "eval" / "eval.json").read_text())["ci95"] == result["ci95"]
@@ -304,6 +307,20 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     assert demos["dataset"] == info["dataset"] and demos["episodes"] == 2
     # The demonstrator lifts the cube 5 cm: the tool (between the pads, at the cube's centre) goes above 5 cm.
     assert 0.05 < demos["max_height_m"]["median"] < 0.3 and demos["path_length_m"]["median"] > 0.1
+    # Temporal ensembling: a chunk predicted at every step, not one per n_action_steps; eval.json says so.
+    ensembled, chunked = LeRobotPolicy(bc_run, task, temporal_ensemble=0.01), LeRobotPolicy(bc_run, task)
+    env = TaskEnv(task, load_reward(task.reference_reward_body()), 2, seed=3, auto_reset=False)
+    for policy in (ensembled, chunked):
+        calls = []
+        predict = policy.policy.predict_action_chunk
+        policy.policy.predict_action_chunk = lambda b, predict=predict, calls=calls: calls.append(1) or predict(b)
+        policy.reset()
+        for _ in range(3):
+            policy.act(env.observation(policy.spec))
+        assert len(calls) == (3 if policy is ensembled else 1)
+    result = evaluate_bc(bc_run, task, tmp_path / "eval_te", episodes=2, video_episodes=0, progress=False,
+                         temporal_ensemble=0.01)
+    assert result["temporal_ensemble"] == 0.01 and result["episodes"] == 2
     # A policy trained on lift sees the cube only; pick-and-place adds the goal: a clear error, not a shape error.
     with pytest.raises(PolicyError, match=r"config.json: input_features: observation.environment_state has 7"):
         load_policy(bc_run, load_task("so101_pick_place"))
@@ -312,19 +329,19 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
 @pytest.mark.slow
 def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run, tmp_path):
     from robosmith.bc.evaluate import evaluate_bc
-    from robosmith.bc.finetune import finetune
+    from robosmith.bc.finetune import ResidualSettings, finetune
     from robosmith.bc.policy import LeRobotPolicy, ResidualPolicy
     from robosmith.reward.load import load_reward
     from robosmith.runs import RunError
     from robosmith.train.env import TaskEnv
     from robosmith.train.evaluate import evaluate_run
-    from robosmith.train.policy import load_policy
+    from robosmith.train.policy import PolicyError, load_policy
     from robosmith.train.ppo import TrainSettings
 
     task = load_task("so101_lift")
     out = tmp_path / "ft"
     settings = TrainSettings.from_task(task, num_envs=8, steps_per_iteration=10, max_iterations=2, eval_episodes=4)
-    last = finetune(bc_run, task, out, settings, progress=False)
+    last = finetune(bc_run, task, out, settings, ResidualSettings(temporal_ensemble=0.01), progress=False)
     assert last["iteration"] == 1 and last["env_steps"] == 2 * 8 * 10
     assert (out / "pretrained_model" / "model.safetensors").is_file()
 
@@ -333,7 +350,9 @@ def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run,
     # With the residual's output layer at zero the finetuned policy acts exactly like the BC policy.
     for param in policy.actor.mlp.parameters():
         torch.nn.init.zeros_(param)
-    base = LeRobotPolicy(bc_run, task)
+    # ... and its BC policy ensembles its chunks as it did while the residual trained on it.
+    assert policy.base.temporal_ensemble == 0.01
+    base = LeRobotPolicy(bc_run, task, temporal_ensemble=0.01)
     env_a = TaskEnv(task, load_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
     env_b = TaskEnv(task, load_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
     policy.reset()
@@ -344,11 +363,28 @@ def test_finetuned_policy_starts_as_the_bc_policy_and_loads_the_same_way(bc_run,
         env_a.step(a)
         env_b.step(b)
     result = evaluate_bc(out, task, tmp_path / "eval", episodes=4, video_episodes=0, progress=False)
-    assert result["kind"] == "bc+residual" and result["episodes"] == 4
+    assert result["kind"] == "bc+residual" and result["episodes"] == 4 and result["temporal_ensemble"] == 0.01
+    with pytest.raises(PolicyError, match="residual.json: a finetuned policy's BC policy acts as it did"):
+        evaluate_bc(out, task, tmp_path / "eval2", episodes=2, temporal_ensemble=0.05)
     with pytest.raises(FileExistsError, match="already exists"):  # never mixes two policies in one folder
         finetune(bc_run, task, out, settings, progress=False)
     with pytest.raises(RunError, match="robosmith bc eval"):  # the RL evaluation would drop the BC policy
         evaluate_run(out, episodes=2)
+
+
+def test_chunk_settings_reach_the_lerobot_command_and_bad_ones_are_refused(tmp_path):
+    from robosmith.bc.train import BCTrainSettings, lerobot_train_command
+    from robosmith.errors import ConfigError
+
+    act = lerobot_train_command(tmp_path, tmp_path / "out", BCTrainSettings(chunk_size=40, n_action_steps=20))
+    assert "--policy.chunk_size=40" in act and "--policy.n_action_steps=20" in act
+    default = BCTrainSettings(policy="diffusion")
+    assert (default.chunk_size, default.n_action_steps) == (16, 8)
+    diffusion = lerobot_train_command(tmp_path, tmp_path / "out", default)
+    assert "--policy.horizon=16" in diffusion and not any("chunk_size" in a for a in diffusion)
+    assert BCTrainSettings(chunk_size=4).n_action_steps == 4  # never more actions played than predicted
+    with pytest.raises(ConfigError, match=r"n_action_steps must be in 1..chunk_size \(20\), got 30"):
+        BCTrainSettings(n_action_steps=30)
 
 
 def test_cli_errors_name_the_bad_input(tmp_path):
@@ -365,11 +401,15 @@ def test_cli_errors_name_the_bad_input(tmp_path):
 def test_diffusion_policy_trains_and_rolls_out(dataset, tmp_path):
     """The other LeRobot policy: its observation history and action queue work in our lockstep rollouts."""
     from robosmith.bc.evaluate import evaluate_bc
+    from robosmith.bc.policy import LeRobotPolicy
     from robosmith.bc.train import BCTrainSettings, train_bc
+    from robosmith.train.policy import PolicyError
 
     out = tmp_path / "diffusion"
     checkpoint = train_bc(dataset, out, BCTrainSettings(policy="diffusion", steps=2, batch_size=4, save_every=2))
     assert json.loads((checkpoint / "config.json").read_text())["type"] == "diffusion"
+    with pytest.raises(PolicyError, match="config.json: type: temporal ensembling is for ACT policies"):
+        LeRobotPolicy(out, load_task("so101_lift"), temporal_ensemble=0.01)
     result = evaluate_bc(out, load_task("so101_lift"), tmp_path / "eval", episodes=2, video_episodes=0,
                          progress=False)
     assert result["episodes"] == 2

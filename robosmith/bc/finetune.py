@@ -55,6 +55,9 @@ class ResidualSettings:
     # Reward minus stray_penalty x mean |a - a_BC| (action units) per step: keeps the finetuned policy near the
     # demonstrated behaviour (0: off). The metrics carry `action_deviation` either way.
     stray_penalty: float = 0.0
+    # ACT's chunks ensembled at every step with this coefficient (robosmith.bc.policy.LeRobotPolicy); None: the
+    # policy plays its chunks as trained. The finetuned policy keeps it (residual.json).
+    temporal_ensemble: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
@@ -63,6 +66,8 @@ class ResidualSettings:
             raise ConfigError(f"init_noise_std must be > 0, got {self.init_noise_std}")
         if self.stray_penalty < 0:
             raise ConfigError(f"stray_penalty must be >= 0, got {self.stray_penalty}")
+        if self.temporal_ensemble is not None and self.temporal_ensemble < 0:
+            raise ConfigError(f"temporal_ensemble must be >= 0, got {self.temporal_ensemble}")
 
 
 class ResidualEnv(VecEnv):
@@ -148,7 +153,7 @@ def finetune(
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, out_dir / LEROBOT_MODEL)
     write_json(out_dir / RESIDUAL_FILE, {"bc_checkpoint": str(source), "task": task.name, **asdict(residual)})
-    base = LeRobotPolicy(out_dir / LEROBOT_MODEL, task)
+    base = LeRobotPolicy(out_dir / LEROBOT_MODEL, task, residual.temporal_ensemble)
     task = dataclasses.replace(task, train=dataclasses.replace(task.train, init_noise_std=residual.init_noise_std))
     return train(
         task,

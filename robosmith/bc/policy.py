@@ -46,9 +46,14 @@ def find_pretrained_model(path: Path) -> Path:
 
 
 class LeRobotPolicy:
-    """A LeRobot policy (ACT, diffusion) with its pre- and post-processors, producing actions of the task."""
+    """A LeRobot policy (ACT, diffusion) with its pre- and post-processors, producing actions of the task.
 
-    def __init__(self, path: Path, task: TaskSpec) -> None:
+    `temporal_ensemble`: ACT only; predict a chunk at every step and act on the exponentially weighted mean of
+    all chunks' predictions for this step (weights exp(-coeff * i), i = 0 the oldest; ACT's paper uses 0.01),
+    instead of playing `n_action_steps` of one chunk open-loop.
+    """
+
+    def __init__(self, path: Path, task: TaskSpec, temporal_ensemble: float | None = None) -> None:
         from lerobot.configs.policies import PreTrainedConfig
         from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
@@ -64,6 +69,12 @@ class LeRobotPolicy:
             )
         # Rollouts run on the CPU; a checkpoint trained on a GPU keeps "cuda" in its processors otherwise.
         config.device = "cpu"
+        if temporal_ensemble is not None:
+            if config.type != "act":
+                raise PolicyError(f"{self.path / 'config.json'}: type: temporal ensembling is for ACT policies, "
+                                  f"this one is {config.type}")
+            config.temporal_ensemble_coeff, config.n_action_steps = temporal_ensemble, 1
+        self.temporal_ensemble = temporal_ensemble
         self.policy = get_policy_class(config.type).from_pretrained(self.path, config=config)
         self.policy.eval()
         self.preprocess, self.postprocess = make_pre_post_processors(
@@ -119,7 +130,8 @@ class ResidualPolicy:
             raise PolicyError(f"{path / RESIDUAL_FILE}: task: the residual was trained on {info.get('task')}, "
                               f"not {task.name}")
         self.task, self.scale = task, float(info["scale"])
-        self.base = LeRobotPolicy(path / LEROBOT_MODEL, task)
+        # The BC policy acts as it did while the residual trained on it.
+        self.base = LeRobotPolicy(path / LEROBOT_MODEL, task, info.get("temporal_ensemble"))
         fields = tuple(dict.fromkeys(self.base.spec.state_fields + task.observations))
         self.spec = PolicySpec("bc+residual", task.name, task.description, fields, task.control_hz,
                                self.base.spec.cameras)
@@ -140,12 +152,18 @@ class ResidualPolicy:
         self.base.close()
 
 
-def load(path: Path, task: TaskSpec) -> LeRobotPolicy | ResidualPolicy | None:
-    """The `robosmith.policies` entry point: a finetuned folder, a LeRobot policy folder, or None."""
+def load(path: Path, task: TaskSpec, temporal_ensemble: float | None = None) -> LeRobotPolicy | ResidualPolicy | None:
+    """The `robosmith.policies` entry point: a finetuned folder, a LeRobot policy folder, or None.
+
+    `temporal_ensemble` (see LeRobotPolicy) applies to a BC policy; a finetuned one keeps what it trained with.
+    """
     if (path / RESIDUAL_FILE).is_file():
+        if temporal_ensemble is not None:
+            raise PolicyError(f"{path / RESIDUAL_FILE}: a finetuned policy's BC policy acts as it did in training "
+                              "(finetune --temporal-ensemble); it cannot be changed at evaluation")
         return ResidualPolicy(path, task)
     try:
         find_pretrained_model(path)
     except PolicyError:
         return None
-    return LeRobotPolicy(path, task)
+    return LeRobotPolicy(path, task, temporal_ensemble)
