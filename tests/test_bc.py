@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from robosmith.bc.demonstrator import DemoStyle, ScriptedDemonstrator
+from robosmith.bc.demonstrator import GRIPPER_CLOSED, DemoStyle, ScriptedDemonstrator
 from robosmith.cli import app
 from robosmith.robot.so101 import JOINT_NAMES, model_path
 from robosmith.robot.units import GRIPPER_RANGE, LEROBOT_JOINT_NAMES, from_lerobot, to_lerobot
@@ -169,6 +169,12 @@ def test_dataset_loads_in_lerobot_with_videos_and_units(dataset):
     # The gripper closes during the demonstration: its action goes from open (high) to closed (low).
     actions = torch.stack([ds[i]["action"][5] for i in range(task.episode_length)])
     assert float(actions[:20].mean()) > 50.0 and float(actions[-10:].mean()) < 20.0
+    # The action is what was asked, as lerobot-record stores the leader's positions: holding the cube, the
+    # demonstrator's closed target, not the target the stall rule let through (the stalled jaws minus the squeeze).
+    closed = float(to_lerobot(torch.tensor([[0.0] * 5 + [GRIPPER_CLOSED]]))[0, 5])
+    torch.testing.assert_close(actions[-10:], torch.full((10,), closed), atol=0.5, rtol=0)
+    jaws = torch.stack([ds[i]["observation.state"][5] for i in range(task.episode_length - 10, task.episode_length)])
+    assert float((jaws - task.safety.gripper_stall_squeeze - actions[-10:]).min()) > 1.0
 
 
 @pytest.mark.slow

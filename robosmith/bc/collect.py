@@ -34,7 +34,7 @@ from robosmith.task import TaskSpec, eval_success
 class _Episode:
     state: np.ndarray  # (T, 6) LeRobot units
     env_state: np.ndarray  # (T, k)
-    action: np.ndarray  # (T, 6) LeRobot units: the servo targets the arm was given (after clipping)
+    action: np.ndarray  # (T, 6) LeRobot units: the demonstrator's targets, before the command rules
     qpos: np.ndarray  # (T, nq) for rendering
     goal: np.ndarray | None  # (3,)
 
@@ -125,6 +125,7 @@ def collect(
         "image_size": list(image_size) if with_images else None,
         "wall_s": round(time.monotonic() - started, 1),
         "units": "range" if cal else "degrees",  # how the joints are written (robosmith gap reads this)
+        "action": "demonstrator targets before the command rules, as lerobot-record stores the leader's positions",
         "effects": {k: list(v) if isinstance(v, tuple) else v for k, v in task.scene.effects.items()},
     }
     write_json(out_dir / UNITS_FILE, info)
@@ -146,8 +147,13 @@ def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Epi
         states.append(observation[STATE])
         env_states.append(observation[ENV_STATE])
         qpos.append(np.stack([env.qpos_of(i) for i in range(n)]))
-        s, _ = env.step(env.action_for_targets(demonstrator.targets(s)))
-        actions.append(to_lerobot(torch.as_tensor(env.target, dtype=torch.float32)))
+        targets = demonstrator.targets(s)
+        s, _ = env.step(env.action_for_targets(targets))
+        # The action recorded is what was asked, not what the command rules let through: lerobot-record stores
+        # the leader arm's positions. It matters for the gripper: a person closes the leader fully while the
+        # follower stalls on the cube and the stall rule holds its squeeze; a policy that learned the held
+        # target instead squeezes too little wherever it predicts a little high.
+        actions.append(to_lerobot(torch.as_tensor(targets, dtype=torch.float32)))
     # An environment whose physics diverged was reset mid-episode (its step count restarted): not a demonstration.
     success = eval_success(task.success, s) & (env.episode_step == task.episode_length)
     env.close()
