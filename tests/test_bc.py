@@ -391,6 +391,8 @@ def test_chunk_settings_reach_the_lerobot_command_and_bad_ones_are_refused(tmp_p
     assert BCTrainSettings(chunk_size=4).n_action_steps == 4  # never more actions played than predicted
     with pytest.raises(ConfigError, match=r"n_action_steps must be in 1..chunk_size \(20\), got 30"):
         BCTrainSettings(n_action_steps=30)
+    with pytest.raises(ConfigError, match="chunk_size must be >= 1, got 0"):
+        BCTrainSettings(chunk_size=0)
 
 
 def test_cli_errors_name_the_bad_input(tmp_path):

@@ -150,9 +150,8 @@ def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Epi
         targets = demonstrator.targets(s)
         s, _ = env.step(env.action_for_targets(targets))
         # The action recorded is what was asked, not what the command rules let through: lerobot-record stores
-        # the leader arm's positions. It matters for the gripper: a person closes the leader fully while the
-        # follower stalls on the cube and the stall rule holds its squeeze; a policy that learned the held
-        # target instead squeezes too little wherever it predicts a little high.
+        # the leader arm's positions. Holding the cube, a person closes the leader fully while the follower
+        # stalls on the cube and the stall rule holds its squeeze.
         actions.append(to_lerobot(torch.as_tensor(targets, dtype=torch.float32)))
     # An environment whose physics diverged was reset mid-episode (its step count restarted): not a demonstration.
     success = eval_success(task.success, s) & (env.episode_step == task.episode_length)

@@ -57,8 +57,10 @@ class BCTrainSettings:
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("steps and batch_size must be >= 1")
         chunk, played = CHUNKS[self.policy]
-        self.chunk_size = self.chunk_size or chunk
-        self.n_action_steps = self.n_action_steps or min(played, self.chunk_size)
+        self.chunk_size = chunk if self.chunk_size is None else self.chunk_size
+        if self.chunk_size < 1:
+            raise ConfigError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        self.n_action_steps = min(played, self.chunk_size) if self.n_action_steps is None else self.n_action_steps
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ConfigError(f"n_action_steps must be in 1..chunk_size ({self.chunk_size}), got {self.n_action_steps}")
 
