@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from robosmith.bc.demonstrator import GRIPPER_CLOSED, DemoStyle, ScriptedDemonstrator
 from robosmith.cli import app
+from robosmith.errors import ConfigError
 from robosmith.robot.so101 import JOINT_NAMES, model_path
 from robosmith.robot.units import GRIPPER_RANGE, LEROBOT_JOINT_NAMES, from_lerobot, to_lerobot
 from robosmith.sim.batched_env import BatchedEnv, env_config
@@ -85,7 +86,6 @@ class _ConstantBC:
 
 def test_the_stray_penalty_costs_exactly_the_weight_times_the_deviation():
     from robosmith.bc.finetune import ResidualEnv, ResidualSettings
-    from robosmith.errors import ConfigError
     from robosmith.reward.load import load_reward
     from robosmith.train.env import TaskEnv
 
@@ -327,9 +327,44 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     result = evaluate_bc(bc_run, task, tmp_path / "eval_te", episodes=2, video_episodes=0, progress=False,
                          temporal_ensemble=0.01)
     assert result["temporal_ensemble"] == 0.01 and result["episodes"] == 2
+    with pytest.raises(ConfigError, match="temporal_ensemble must be >= 0, got -0.01"):
+        evaluate_bc(bc_run, task, tmp_path / "eval_neg", episodes=2, progress=False, temporal_ensemble=-0.01)
     # A policy trained on lift sees the cube only; pick-and-place adds the goal: a clear error, not a shape error.
     with pytest.raises(PolicyError, match=r"config.json: input_features: observation.environment_state has 7"):
         load_policy(bc_run, load_task("so101_pick_place"))
+
+
+@pytest.mark.slow
+def test_act_chunks_play_per_environment_as_lerobot_plays_them_for_the_batch(bc_run):
+    from robosmith.bc.features import observation_batch
+    from robosmith.bc.policy import LeRobotPolicy
+    from robosmith.reward.load import load_reward
+    from robosmith.train.env import TaskEnv
+    from robosmith.train.policy import PolicyError
+
+    task = load_task("so101_lift")
+    ours = LeRobotPolicy(bc_run, task)  # chunks of 6, 3 played per prediction
+    assert ours.resets_per_environment and ours.n_action_steps == 3
+    env = TaskEnv(task, load_reward(task.reference_reward_body()), 4, seed=3, auto_reset=False)
+    sizes = []
+    predict = ours.policy.predict_action_chunk
+    ours.policy.predict_action_chunk = lambda b: sizes.append(len(b["observation.state"])) or predict(b)
+    ours.reset()
+    for _ in range(5):  # all environments in step: the actions of LeRobot's own queue for the batch
+        observation = env.observation(ours.spec)
+        batch = ours.preprocess(observation_batch(task, observation.state))
+        theirs = from_lerobot(ours.postprocess(ours.policy.select_action(batch)).float())
+        targets = ours.joint_targets(observation)
+        torch.testing.assert_close(targets, theirs)
+        env.step(ours.action_map.actions_for(targets, observation.servo_targets))
+    assert sizes == [4, 4, 4, 4]  # LeRobot's queue, then ours: a chunk for the batch at steps 1 and 4
+
+    ours.reset(torch.tensor([1]))  # environment 1 restarts: only it plans afresh, the others play on
+    for _ in range(4):
+        ours.joint_targets(env.observation(ours.spec))
+    assert sizes == [4, 4, 4, 4, 1, 3, 1]  # env 1 now, then envs 0, 2, 3 at their chunk's end, then env 1 at its end
+    with pytest.raises(PolicyError, match="restarts all environments together"):
+        LeRobotPolicy(bc_run, task, temporal_ensemble=0.01).reset(torch.tensor([1]))
 
 
 @pytest.mark.slow
@@ -418,6 +453,8 @@ def test_diffusion_policy_trains_and_rolls_out(dataset, tmp_path):
     assert json.loads((checkpoint / "config.json").read_text())["type"] == "diffusion"
     with pytest.raises(PolicyError, match="config.json: type: temporal ensembling is for ACT policies"):
         LeRobotPolicy(out, load_task("so101_lift"), temporal_ensemble=0.01)
+    with pytest.raises(PolicyError, match="a diffusion policy restarts all environments together"):
+        LeRobotPolicy(out, load_task("so101_lift")).reset(torch.tensor([0]))
     result = evaluate_bc(out, load_task("so101_lift"), tmp_path / "eval", episodes=2, video_episodes=0,
                          progress=False)
     assert result["episodes"] == 2

@@ -35,6 +35,7 @@ from robosmith.bc.policy import (
     LEROBOT_MODEL,
     RESIDUAL_FILE,
     LeRobotPolicy,
+    check_temporal_ensemble,
     compose,
     find_pretrained_model,
     residual_input,
@@ -66,8 +67,7 @@ class ResidualSettings:
             raise ConfigError(f"init_noise_std must be > 0, got {self.init_noise_std}")
         if self.stray_penalty < 0:
             raise ConfigError(f"stray_penalty must be >= 0, got {self.stray_penalty}")
-        if self.temporal_ensemble is not None and self.temporal_ensemble < 0:
-            raise ConfigError(f"temporal_ensemble must be >= 0, got {self.temporal_ensemble}")
+        check_temporal_ensemble(self.temporal_ensemble)
 
 
 class ResidualEnv(VecEnv):
@@ -105,7 +105,10 @@ class ResidualEnv(VecEnv):
         self._deviation_steps += deviation.numel()
         if self.stray_penalty:
             reward = reward - self.stray_penalty * deviation
-        if bool(extras["time_outs"].any()):
+        if self.base.resets_per_environment:
+            if bool(dones.any()):
+                self.base.reset(dones.nonzero().flatten())
+        elif bool(extras["time_outs"].any()):
             # Episodes run in lockstep: the BC policy's action queue starts afresh with the new episodes. An
             # environment reset alone after its physics diverged (rare, counted in the metrics) plays on with
             # the others' queue until the next common episode start.
@@ -163,6 +166,8 @@ def finetune(
         progress=progress,
         reward_loader=reward_loader,
         make_env=lambda env: ResidualEnv(env, base, residual.scale, residual.stray_penalty),
-        stagger=False,
+        # Staggered episodes keep every phase of the task in each iteration's batch; in lockstep, an iteration
+        # of 24 steps sees one phase only (all reaching, or all lifting) and PPO's update for it disturbs the rest.
+        stagger=base.resets_per_environment,
         init_policy=zero_residual_output,
     )

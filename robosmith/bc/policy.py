@@ -3,8 +3,9 @@
 Both kinds act like any policy of the interface (robosmith.train.policy): `reset`, then `act` on an
 Observation once per control step, returning actions in [-1, 1]; they register `load` under the
 `robosmith.policies` entry-point group, so `load_policy` finds them without the training code importing
-LeRobot. LeRobot's policies keep action chunks and observation history for the whole batch; our rollouts
-keep every environment's episode in lockstep, so `reset` at the shared episode start is all they need.
+LeRobot. LeRobot's policies keep action chunks and observation history for the whole batch; an ACT policy
+playing its chunks (no temporal ensembling) keeps one chunk per environment here instead, so environments may
+restart at different steps (`reset(env_ids)`, `resets_per_environment`). The others restart together.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tensordict import TensorDict
 
 from robosmith.bc.features import CAMERAS, ENV_STATE, environment_state_names, observation_batch
 from robosmith.contract.observations import observation_size, observation_vector
+from robosmith.errors import ConfigError
 from robosmith.robot.units import from_lerobot
 from robosmith.runs import TrainingRun
 from robosmith.sim2real.dataset import image_key
@@ -45,6 +47,12 @@ def find_pretrained_model(path: Path) -> Path:
     raise PolicyError(f"{path}: no LeRobot policy here (looked for config.json and model.safetensors)")
 
 
+def check_temporal_ensemble(coeff: float | None) -> None:
+    """A temporal-ensembling coefficient is a decay rate: negative values would weight the newest chunks least."""
+    if coeff is not None and coeff < 0:
+        raise ConfigError(f"temporal_ensemble must be >= 0, got {coeff}")
+
+
 class LeRobotPolicy:
     """A LeRobot policy (ACT, diffusion) with its pre- and post-processors, producing actions of the task.
 
@@ -57,6 +65,7 @@ class LeRobotPolicy:
         from lerobot.configs.policies import PreTrainedConfig
         from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
+        check_temporal_ensemble(temporal_ensemble)
         self.path = find_pretrained_model(path)
         self.task = task
         config = PreTrainedConfig.from_pretrained(self.path)
@@ -86,16 +95,47 @@ class LeRobotPolicy:
         fields = ("joint_pos", "object_pos", "object_quat") + (("goal_pos",) if task.has_goal else ())
         self.spec = PolicySpec("bc", task.name, task.description, fields, task.control_hz, cameras)
         self.action_map = task.action_map()
+        # ACT's chunks, played per environment: what LeRobot's select_action does for the whole batch at once.
+        self.resets_per_environment = config.type == "act" and temporal_ensemble is None
+        self.n_action_steps = config.n_action_steps
+        self._chunks: torch.Tensor | None = None  # (N, n_action_steps, 6) normalized actions
+        self._played = torch.zeros(0, dtype=torch.long)  # (N,) actions of its chunk each environment has played
 
     def reset(self, env_ids: torch.Tensor | None = None) -> None:
-        self.policy.reset()  # one queue for the whole batch: every episode restarts together
+        """Start new episodes: all environments, or (`resets_per_environment` only) those in `env_ids`."""
+        if env_ids is None:
+            self.policy.reset()
+            self._chunks = None
+        elif not self.resets_per_environment:
+            raise PolicyError(f"{self.path}: a {self.policy.config.type} policy restarts all environments together")
+        elif self._chunks is not None:
+            self._played[env_ids] = self.n_action_steps  # a fresh chunk at their next step
 
     @torch.no_grad()
     def joint_targets(self, observation: Observation) -> torch.Tensor:
         """(N, 6) joint targets in rad for the observed state of every environment."""
         batch = observation_batch(self.task, observation.state, observation.images)
-        action = self.postprocess(self.policy.select_action(self.preprocess(batch)))
-        return from_lerobot(action.float().cpu())
+        if self.resets_per_environment:
+            action = self._next_actions(batch)
+        else:
+            action = self.policy.select_action(self.preprocess(batch))
+        return from_lerobot(self.postprocess(action).float().cpu())
+
+    def _next_actions(self, batch: dict) -> torch.Tensor:
+        """Each environment's next normalized action; a new chunk for those that played theirs."""
+        n = len(batch["task"])
+        if self._chunks is None or self._chunks.shape[0] != n:
+            self._chunks = torch.zeros(n, self.n_action_steps, self.policy.config.action_feature.shape[0])
+            self._played = torch.full((n,), self.n_action_steps, dtype=torch.long)
+        due = (self._played >= self.n_action_steps).nonzero().flatten()
+        if len(due):
+            rows = due.tolist()
+            sub = {k: [v[i] for i in rows] if isinstance(v, list) else v[due] for k, v in batch.items()}
+            chunk = self.policy.predict_action_chunk(self.preprocess(sub))[:, : self.n_action_steps]
+            self._chunks[due], self._played[due] = chunk.to(self._chunks.dtype), 0
+        action = self._chunks[torch.arange(n), self._played]
+        self._played += 1
+        return action
 
     def act(self, observation: Observation) -> torch.Tensor:
         return self.action_map.actions_for(self.joint_targets(observation), observation.servo_targets)
