@@ -1149,6 +1149,9 @@ def finetune(
     ] = 0.1,
     stray_penalty: Annotated[float, typer.Option(
         help="reward minus this x mean |a - a_BC| per step: stay near the BC policy's actions (0: off)")] = 0.0,
+    init_noise_std: Annotated[float | None, typer.Option(
+        help="PPO's starting exploration noise on the residual, before the scale (default 0.5: 0.05 of the "
+             "action range; a strong BC policy may not survive that much)")] = None,
     temporal_ensemble: _TEMPORAL_ENSEMBLE = None,
     seed: Annotated[int | None, typer.Option()] = None,
     eval_episodes: Annotated[int, typer.Option(help="episodes for the final evaluation")] = 100,
@@ -1168,7 +1171,9 @@ def finetune(
     spec = _with_randomization(load_task(task), dr, randomize)
     settings = TrainSettings.from_task(spec, max_minutes=minutes, max_iterations=1_000_000, num_envs=num_envs,
                                        seed=seed, eval_episodes=eval_episodes, randomize=randomize)
-    residual = ResidualSettings(scale=residual_scale, stray_penalty=stray_penalty, temporal_ensemble=temporal_ensemble)
+    noise = {} if init_noise_std is None else {"init_noise_std": init_noise_std}
+    residual = ResidualSettings(scale=residual_scale, stray_penalty=stray_penalty, temporal_ensemble=temporal_ensemble,
+                                **noise)
     body = _checked_reward(reward, spec)
     folder = out or new_run_dir(f"{spec.name}-finetune")
     typer.echo(f"finetune folder: {folder}")

@@ -490,3 +490,11 @@ def test_cli_finetune_rejects_a_hostile_reward_before_anything_runs(tmp_path):
     expected = f"error: {hostile}: torch: line 2: torch.load is not allowed; use pure math functions of torch"
     assert result.output.strip() == expected
     assert not (tmp_path / "ft").exists()
+
+
+def test_cli_finetune_refuses_a_bad_exploration_noise_in_one_line(tmp_path):
+    result = CliRunner().invoke(
+        app, ["finetune", str(tmp_path), "so101_lift", "--init-noise-std", "0", "--out", str(tmp_path / "ft")]
+    )
+    assert result.exit_code == 2 and result.output.strip() == "error: init_noise_std must be > 0, got 0.0"
+    assert not (tmp_path / "ft").exists()
