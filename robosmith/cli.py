@@ -1321,6 +1321,20 @@ def compare_cmd(
 
 
 @app.command()
+def curves(
+    runs: Annotated[list[Path], typer.Argument(help="training run folders (metrics.jsonl; eval.json if there)")],
+    out: Annotated[Path, typer.Option(help="picture to write (PNG)")] = Path("curves.png"),
+    label: Annotated[list[str] | None, typer.Option(help="a legend label per run, in order (default: folder names)")]
+    = None,
+    title: Annotated[str | None, typer.Option(help="the picture's title")] = None,
+) -> None:
+    """Learning curves: each run's training success against wall-clock minutes, and its evaluation."""
+    from robosmith.train.curves import plot_curves
+
+    typer.echo(f"curves: {plot_curves(runs, out, label, title)}")
+
+
+@app.command()
 def bench(
     task: Annotated[str, typer.Option(help="task whose scene is stepped")] = "so101_lift",
     num_envs: Annotated[int | None, typer.Option(help="environments (default: the task's, as it trains)")] = None,

@@ -169,3 +169,29 @@ def test_value_clipping_is_a_task_setting_that_reaches_rsl_rl(tmp_path):
     for task, expected in ((load_task("so101_reach"), False), (load_task(clipped), True)):
         env = TaskEnv(task, lambda s: (torch.zeros(s.joint_pos.shape[0]), {}), 2, seed=0)
         assert build_ppo(env, rsl_config(task, 4)).use_clipped_value_loss is expected
+
+
+def test_learning_curves_smooth_training_success_and_name_bad_folders(tmp_path):
+    from robosmith.runs import RunError
+    from robosmith.train.curves import SMOOTH, learning_curve
+
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"iteration": i, "wall_s": 6.0 * (i + 1), "success_rate": None if i < 2 else float(i % 2)}
+            for i in range(40)]
+    lines = [json.dumps(r) for r in rows] + ['{"iteration": 40, "wall_s": 24']  # a run killed mid-write
+    (run / "metrics.jsonl").write_text("\n".join(lines))
+    (run / "eval.json").write_text(json.dumps({"success_rate": 0.5, "ci95": [0.4, 0.6], "episodes": 100}))
+    minutes, success = learning_curve(run)
+    assert len(minutes) == 38 and minutes[0] == 0.3 and minutes[-1] == 4.0  # rows without episodes left out
+    assert success[0] == 0.0 and success[1] == 0.5  # a trailing mean, shorter at the start
+    assert success[-1] == sum(i % 2 for i in range(40 - SMOOTH, 40)) / SMOOTH
+    result = CliRunner().invoke(app, ["curves", str(run), "--out", str(tmp_path / "c.png")])
+    assert result.exit_code == 0 and (tmp_path / "c.png").stat().st_size > 10_000
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(RunError, match=r"fresh/metrics.jsonl: success_rate: no episode has ended yet"):
+        learning_curve(tmp_path / "fresh")
+    result = CliRunner().invoke(app, ["curves", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and result.output.strip() == f"error: {tmp_path / 'nothing' / 'metrics.jsonl'}: " \
+        "no metrics here (not a training run?)"

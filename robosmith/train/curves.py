@@ -1,0 +1,68 @@
+"""`robosmith curves`: learning curves of training runs in one picture, training success against minutes.
+
+The figure a user looks at to choose a training budget: each run's training success (episodes that ended in
+each iteration, smoothed over `SMOOTH` iterations) against wall-clock minutes, and its final evaluation as a
+dot with its 95% interval where the run has an eval.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from robosmith.runs import RunError, TrainingRun, read_metrics
+
+SMOOTH = 10  # iterations in the moving average of the training success
+
+
+def learning_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(minutes, smoothed training success) of a run folder; a clear error when it has no metrics."""
+    path = TrainingRun(run).metrics
+    if not path.is_file():
+        raise RunError(f"{path}: no metrics here (not a training run?)")
+    rows = [r for r in read_metrics(path) if r.get("success_rate") is not None]
+    if not rows:
+        raise RunError(f"{path}: success_rate: no episode has ended yet")
+    minutes = np.array([r["wall_s"] for r in rows]) / 60.0
+    success = np.array([r["success_rate"] for r in rows], dtype=float)
+    # Trailing mean over the last SMOOTH iterations (fewer at the start): the curve never looks ahead.
+    total = np.concatenate([[0.0], np.cumsum(success)])
+    end = np.arange(1, len(success) + 1)
+    start = np.maximum(end - SMOOTH, 0)
+    return minutes, (total[end] - total[start]) / (end - start)
+
+
+def plot_curves(runs: list[Path], out: Path, labels: list[str] | None = None, title: str | None = None) -> Path:
+    """Write the learning curves of `runs` (and their evaluations) to `out` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = labels or [run.name for run in runs]
+    if len(labels) != len(runs):
+        raise RunError(f"--label: {len(labels)} labels for {len(runs)} runs")
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for run, label, color in zip(runs, labels, plt.cm.tab10.colors, strict=False):
+        minutes, success = learning_curve(run)
+        evaluation = TrainingRun(run).evaluation
+        if evaluation.is_file():
+            result = json.loads(evaluation.read_text())
+            low, high = result["ci95"]
+            rate = result["success_rate"]
+            ax.errorbar([minutes[-1]], [rate], yerr=[[rate - low], [high - rate]], fmt="o", color=color, capsize=3)
+            label = f"{label}: eval {rate:.0%} ({result['episodes']} episodes)"
+        ax.plot(minutes, success, color=color, label=label)
+    ax.set_xlabel("training wall-clock (min)")
+    ax.set_ylabel(f"training success ({SMOOTH}-iteration mean)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title or "learning curves", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
