@@ -76,6 +76,7 @@ class _ConstantBC:
 
         self.spec = PolicySpec("bc", task.name, task.description, ("joint_pos",), task.control_hz)
         self.value = value
+        self.resets_per_environment = True  # as an ACT policy playing its chunks
 
     def reset(self, env_ids=None) -> None:
         pass
