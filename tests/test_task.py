@@ -6,7 +6,7 @@ import yaml
 
 from robosmith.contract.state import SimState
 from robosmith.reward import RewardTerm, load_reward, terms_to_body
-from robosmith.task import TASKS_DIR, TaskError, available_tasks, load_task, task_from_dict
+from robosmith.task import TASKS_DIR, TaskError, available_tasks, eval_success, load_task, task_from_dict
 
 
 @pytest.mark.parametrize("name", ["so101_reach", "so101_lift", "so101_pick_place"])
@@ -50,6 +50,22 @@ def _write_broken(tmp_path, edit):
         (lambda r: r["train"].update(randomized={"max_minutes": -5}), "train.randomized: max_minutes: must"),
         (lambda r: r["train"].update(randomized={"entropy": 0.01}), "train.randomized.entropy: unknown key"),
         (lambda r: r["train"].update(randomized={"max_minutes": "ten"}), "train.randomized.max_minutes: expected"),
+        (lambda r: r["train"].update(curriculum=[{"name": "lift", "terms": ["reach", "hold"], "advance_at": 0.5},
+                                                 {"name": "all"}]), "train.curriculum[0].terms: 'hold' is not"),
+        (lambda r: r["train"].update(curriculum=[{"name": "lift", "terms": ["reach"]}, {"name": "all"}]),
+         "train.curriculum[0].advance_at: must be in (0, 1]"),
+        (lambda r: r["train"].update(curriculum=[{"name": "lift", "advance_at": 1.5}, {"name": "all"}]),
+         "train.curriculum[0].advance_at: must be in (0, 1]"),
+        (lambda r: r["train"].update(curriculum=[{"name": "lift", "advance_at": 0.5},
+                                                 {"name": "all", "terms": ["reach"]}]),
+         "train.curriculum[1]: the last"),
+        (lambda r: r["train"].update(curriculum=[{"name": "a", "advance_at": 0.5}, {"name": "a"}]),
+         "train.curriculum[1].name: duplicate stage"),
+        (lambda r: r["train"].update(curriculum=[{"name": "a", "advance_at": 0.5, "success": "s.goal_pos[:, 0] > 0"},
+                                                 {"name": "b"}]), "train.curriculum[0].success: does not evaluate"),
+        (lambda r: r["train"].update(curriculum=[{"name": "only"}]), "train.curriculum: needs at least two"),
+        (lambda r: r["train"].update(curriculum=[{"name": "a", "until": 0.5}, {"name": "b"}]),
+         "train.curriculum[0].until: unknown key"),
     ],
 )
 def test_malformed_task_names_file_and_field(tmp_path, edit, field):
@@ -96,3 +112,32 @@ def test_a_randomized_world_trains_as_long_as_the_train_sections_randomized_bloc
     assert task_from_dict(task.to_dict()).train.randomized.max_minutes == 6.0  # saved with every run
     assert task_info(task, ExportOptions("mjlab", "3.0", randomize=True))["max_minutes"] == 6.0
     assert task_info(task, ExportOptions("mjlab", "3.0", randomize=False))["max_minutes"] == 2.0
+
+
+def _pick_place_path() -> SimState:
+    """One environment per stage of a pick and place, in order: arm away, at the cube, grasping, lifted,
+    carried over the zone, put down in the zone still held, released with the gripper above it."""
+    names = ["away", "at_cube", "grasped", "lifted", "over_zone", "placed_held", "released"]
+    s = SimState.zeros(len(names), has_object=True, has_goal=True)
+    cube, zone = torch.tensor([0.24, 0.0, 0.0125]), torch.tensor([0.24, 0.12, 0.0])
+    lifted, over_zone = cube + torch.tensor([0.0, 0.0, 0.04]), zone + torch.tensor([0.0, 0.0, 0.0525])
+    s.goal_pos[:] = zone
+    s.object_quat[:, 0] = 1.0
+    in_zone = zone + torch.tensor([0.0, 0.0, 0.0125])
+    s.object_pos[:] = torch.stack([cube, cube, cube, lifted, over_zone, in_zone, in_zone])
+    s.ee_pos[:] = s.object_pos
+    s.ee_pos[0] = torch.tensor([0.12, 0.0, 0.15])
+    s.ee_pos[6, 2] += 0.03
+    s.finger_contact[2:6] = 1.0
+    return s
+
+
+def test_pick_place_reward_pays_more_at_every_stage_and_most_for_the_cube_put_down():
+    # The reference reward is staged: a policy that stops at any stage (pushing, hovering over the zone with the
+    # cube) earns less than one that goes on, and a cube put down in the zone beats one held above it.
+    task = load_task("so101_pick_place")
+    state = _pick_place_path()
+    total, _ = load_reward(task.reference_reward_body())(state)
+    assert (total[1:6] > total[:5]).all(), total
+    assert total[6] > total[4], total
+    assert eval_success(task.success, state).tolist() == [False] * 5 + [True, True]

@@ -24,6 +24,7 @@ from robosmith.reward.load import SuccessFn, load_reward, load_success
 from robosmith.reward.terms import RewardTerm, terms_to_body
 from robosmith.robot.params import PARAMS, ParamError, RobotParams, check_params, param, read_yaml
 from robosmith.task.spec import (
+    CurriculumStage,
     DRParam,
     PPOConfig,
     RandomizedTraining,
@@ -167,7 +168,7 @@ class _Parser:
         params = {str(k): float(v) for k, v in params.items()}
         scene = self.scene(raw.get("scene"))
         observations = self.observations(raw["observations"], scene)
-        train = self.train_defaults(raw.get("train"))
+        train = self.train_defaults(raw.get("train"), params)
         spec = TaskSpec(
             name=name,
             description=description.strip(),
@@ -257,14 +258,40 @@ class _Parser:
         except ParamError as e:
             raise TaskError(str(e)) from None
 
-    def train_defaults(self, raw: Any) -> TrainDefaults:
+    def train_defaults(self, raw: Any, task_params: dict[str, float]) -> TrainDefaults:
         raw = dict(raw or {})
         ppo = self.dataclass_from(PPOConfig, raw.pop("ppo", None), "train.ppo")
         sac = self.dataclass_from(SACConfig, raw.pop("sac", None), "train.sac")
         randomized = self.dataclass_from(RandomizedTraining, raw.pop("randomized", None), "train.randomized")
+        curriculum = self.curriculum(raw.pop("curriculum", None), task_params)
         if "hidden_dims" in raw and isinstance(raw["hidden_dims"], list):
             raw["hidden_dims"] = tuple(raw["hidden_dims"])
-        return self.dataclass_from(TrainDefaults, raw, "train", ppo=ppo, sac=sac, randomized=randomized)
+        return self.dataclass_from(TrainDefaults, raw, "train", ppo=ppo, sac=sac, randomized=randomized,
+                                   curriculum=curriculum)
+
+    def curriculum(self, raw: Any, task_params: dict[str, float]) -> tuple[CurriculumStage, ...]:
+        """Stages in order; every one but the last moves on at a success rate, the last trains the whole reward."""
+        if raw is None or raw == []:
+            return ()
+        if not isinstance(raw, list):
+            raise self.fail("train.curriculum", "must be a list of stages (name, terms, success, advance_at)")
+        stages = []
+        for i, item in enumerate(raw):
+            where = f"train.curriculum[{i}]"
+            stage = self.dataclass_from(CurriculumStage, item, where)
+            stage = dataclasses.replace(stage, success=substitute_params(stage.success.strip(), task_params))
+            last = i == len(raw) - 1
+            if last and (stage.terms or stage.success or stage.advance_at is not None):
+                raise self.fail(where, "the last stage trains the whole reward towards the task's success: "
+                                       "give it a name only")
+            if not last and (stage.advance_at is None or not 0.0 < stage.advance_at <= 1.0):
+                raise self.fail(f"{where}.advance_at", f"must be in (0, 1], got {stage.advance_at!r}")
+            if stage.name in {s.name for s in stages}:
+                raise self.fail(f"{where}.name", f"duplicate stage {stage.name!r}")
+            stages.append(stage)
+        if len(stages) < 2:
+            raise self.fail("train.curriculum", "needs at least two stages (or none)")
+        return tuple(stages)
 
     def check_expressions(self, spec: TaskSpec) -> None:
         """Evaluate success and reward on a state of the right shapes: typos surface now, not mid-training."""
@@ -279,6 +306,21 @@ class _Parser:
             raise self.fail("success", f"does not evaluate: {type(e).__name__}: {e}") from None
         if ok.shape != (4,):
             raise self.fail("success", f"must give one bool per environment, got shape {tuple(ok.shape)}")
+        terms = {term.name for term in spec.reward}
+        for i, stage in enumerate(spec.train.curriculum):
+            where = f"train.curriculum[{i}]"
+            for name in stage.terms:
+                if name not in terms:
+                    raise self.fail(f"{where}.terms", f"{name!r} is not a reward term; terms: {', '.join(terms)}")
+            if stage.success:
+                try:
+                    ok = eval_success(stage.success, state)
+                except RewardRejected as e:
+                    raise self.fail(f"{where}.success", f"does not pass the static check: {e.reason}") from None
+                except Exception as e:  # noqa: BLE001
+                    raise self.fail(f"{where}.success", f"does not evaluate: {type(e).__name__}: {e}") from None
+                if ok.shape != (4,):
+                    raise self.fail(f"{where}.success", f"must give one bool per environment, got {tuple(ok.shape)}")
         for i, term in enumerate(spec.reward):
             try:
                 fn = load_reward(terms_to_body((term,)))

@@ -181,6 +181,17 @@ class RandomizedTraining:
             raise ValueError("max_minutes: must be above 0")
 
 
+@dataclass(frozen=True)
+class CurriculumStage:
+    """One stage of training the task's own reward in stages (robosmith.train.curriculum): the terms it pays and
+    what moves training on to the next stage. The last stage trains the whole reward towards the task's success."""
+
+    name: str
+    terms: tuple[str, ...] = ()  # names of the task's reward terms this stage pays; none listed: all of them
+    success: str = ""  # the stage's goal, an expression over `s` like the task's success; "": the task's
+    advance_at: float | None = None  # the stage's training success (last 10 iterations) that moves on
+
+
 @dataclass
 class TrainDefaults:
     num_envs: int = 256
@@ -194,6 +205,7 @@ class TrainDefaults:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     randomized: RandomizedTraining = field(default_factory=RandomizedTraining)
+    curriculum: tuple[CurriculumStage, ...] = ()  # stages of the task's own reward; none: the whole reward at once
 
     def for_world(self, randomize: bool) -> TrainDefaults:
         """These defaults as a run uses them: with `randomized`'s settings where the world is randomized."""

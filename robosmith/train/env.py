@@ -22,6 +22,7 @@ from robosmith.sim.batched_env import BatchedEnv, env_config
 from robosmith.sim.render import SceneRenderer
 from robosmith.task.load import eval_success
 from robosmith.task.spec import TaskSpec
+from robosmith.train.curriculum import Curriculum
 from robosmith.train.policy import Observation, PolicySpec
 
 
@@ -41,8 +42,10 @@ class TaskEnv(VecEnv):
         auto_reset: bool = True,
         nthread: int = 0,
         randomize: bool = False,
+        curriculum: Curriculum | None = None,
     ) -> None:
         self.task, self.reward_fn, self.auto_reset = task, reward_fn, auto_reset
+        self.curriculum = curriculum
         cfg = env_config(task, num_envs, seed)
         cfg.nthread = nthread
         randomization = task.domain_randomization if randomize else ()
@@ -105,6 +108,9 @@ class TaskEnv(VecEnv):
         time_out = s.episode_step >= self.max_episode_length
         success = eval_success(self.task.success, s)
         reward, components = call_reward(self.reward_fn, s)
+        if self.curriculum is not None:
+            reward = self.curriculum.reward(reward, components)
+            self.curriculum.record(s, time_out & ~unstable)
         reward = self.recorder.record(reward, components, time_out, success, s.episode_step, unstable)
         time_out = time_out & ~unstable
         dones = time_out | unstable
@@ -124,9 +130,12 @@ class TaskEnv(VecEnv):
         self.state = self.sim.state()
 
     def pop_stats(self) -> tuple[int, dict]:
-        """(environment steps, statistics) since the last call."""
+        """(environment steps, statistics) since the last call: a trainer calls it once per iteration, which is
+        also when a curriculum may move on to its next stage."""
         steps, summary = self.recorder.steps, self.recorder.summary()
         self.recorder.clear()
+        if self.curriculum is not None:
+            summary.update(self.curriculum.end_iteration())
         sampled = self.sim.pop_sampled()
         if sampled:
             summary["randomization"] = sampled

@@ -32,6 +32,7 @@ from robosmith.reward.load import RewardFn, load_reward
 from robosmith.runs import RunError, TrainingRun, write_json
 from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import Tracker, start_tracking
+from robosmith.train.curriculum import Curriculum
 from robosmith.train.env import TaskEnv
 
 CHECKPOINT_EVERY_S = 60.0
@@ -198,9 +199,11 @@ def start_run(task: TaskSpec, reward_body: str, run_dir: Path, settings: TrainSe
         # The ranges this run sampled (none: the nominal world only).
         "randomization": [p.as_dict() for p in task.domain_randomization] if settings.randomize else [],
     }
+    curriculum = Curriculum.for_run(task, reward_body)
+    config["curriculum"] = curriculum.as_config() if curriculum else []  # the stages this run trained in
     write_json(run.config, config)
     env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads,
-                  randomize=settings.randomize)
+                  randomize=settings.randomize, curriculum=curriculum)
     if stagger:
         # Staggered episode starts keep resets (and success statistics) spread over every iteration.
         env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
