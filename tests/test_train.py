@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -189,6 +190,18 @@ def test_learning_curves_smooth_training_success_and_name_bad_folders(tmp_path):
     (tmp_path / "fresh" / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
     with pytest.raises(RunError, match=r"fresh/metrics.jsonl: success_rate: no episode has ended yet"):
         learning_curve(tmp_path / "fresh")
+    # A run trained in stages: each stage's own success, in order; none for a run without a curriculum.
+    from robosmith.train.curves import stage_curves
+
+    assert stage_curves(run) == []
+    for r in rows:
+        r.update(curriculum_stage=int(r["iteration"] >= 30), stage_success=None if r["iteration"] < 10 else 0.5)
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (first_minutes, first), (second_minutes, _) = stage_curves(run)
+    assert len(first) == 30 and np.isnan(first[:10]).all() and (first[10:] == 0.5).all()
+    assert first_minutes[-1] == 3.0 and second_minutes[0] == 3.1
+    result = CliRunner().invoke(app, ["curves", str(run), "--out", str(tmp_path / "staged.png")])
+    assert result.exit_code == 0 and (tmp_path / "staged.png").stat().st_size > 10_000
     result = CliRunner().invoke(app, ["curves", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and result.output.strip() == f"error: {tmp_path / 'nothing' / 'metrics.jsonl'}: " \
         "no metrics here (not a training run?)"

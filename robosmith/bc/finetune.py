@@ -157,7 +157,10 @@ def finetune(
     shutil.copytree(source, out_dir / LEROBOT_MODEL)
     write_json(out_dir / RESIDUAL_FILE, {"bc_checkpoint": str(source), "task": task.name, **asdict(residual)})
     base = LeRobotPolicy(out_dir / LEROBOT_MODEL, task, residual.temporal_ensemble)
-    task = dataclasses.replace(task, train=dataclasses.replace(task.train, init_noise_std=residual.init_noise_std))
+    # The whole reward from the start: the BC policy already does the task, and a first stage paying only its
+    # early terms (pick and place: lifting) would train it away from putting the cube down.
+    task = dataclasses.replace(task, train=dataclasses.replace(task.train, init_noise_std=residual.init_noise_std,
+                                                               curriculum=()))
     return train(
         task,
         reward_body or task.reference_reward_body(),

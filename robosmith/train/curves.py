@@ -2,7 +2,8 @@
 
 The figure a user looks at to choose a training budget: each run's training success (episodes that ended in
 each iteration, smoothed over `SMOOTH` iterations) against wall-clock minutes, and its final evaluation as a
-dot with its 95% interval where the run has an eval.json.
+dot with its 95% interval where the run has an eval.json. A run trained in stages (`train.curriculum`) also
+shows each earlier stage's own success, dashed, and a dotted line where it moved on.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def learning_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
     return minutes, (total[end] - total[start]) / (end - start)
 
 
+def stage_curves(run: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(minutes, the stage's own success) of each stage a run trained in (`curriculum_stage` rows), in order;
+    none for a run trained without a curriculum."""
+    rows = [r for r in read_metrics(TrainingRun(run).metrics) if r.get("curriculum_stage") is not None]
+    stages: dict[int, list[dict]] = {}
+    for r in rows:
+        stages.setdefault(r["curriculum_stage"], []).append(r)
+    return [(np.array([r["wall_s"] for r in part]) / 60.0,
+             np.array([np.nan if r["stage_success"] is None else r["stage_success"] for r in part], dtype=float))
+            for _, part in sorted(stages.items())]
+
+
 def plot_curves(runs: list[Path], out: Path, labels: list[str] | None = None, title: str | None = None) -> Path:
     """Write the learning curves of `runs` (and their evaluations) to `out` (PNG)."""
     import matplotlib
@@ -47,6 +60,7 @@ def plot_curves(runs: list[Path], out: Path, labels: list[str] | None = None, ti
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for run, label, color in zip(runs, labels, plt.cm.tab10.colors, strict=False):
         minutes, success = learning_curve(run)
+        name = label
         evaluation = TrainingRun(run).evaluation
         if evaluation.is_file():
             result = json.loads(evaluation.read_text())
@@ -55,6 +69,11 @@ def plot_curves(runs: list[Path], out: Path, labels: list[str] | None = None, ti
             ax.errorbar([minutes[-1]], [rate], yerr=[[rate - low], [high - rate]], fmt="o", color=color, capsize=3)
             label = f"{label}: eval {rate:.0%} ({result['episodes']} episodes)"
         ax.plot(minutes, success, color=color, label=label)
+        stages = stage_curves(run)
+        for k, (stage_minutes, stage_success) in enumerate(stages[:-1]):
+            ax.plot(stage_minutes, stage_success, color=color, linestyle="--", linewidth=1,
+                    label=f"{name}: stage {k}'s own success")
+            ax.axvline(stage_minutes[-1], color=color, linestyle=":", linewidth=1)
     ax.set_xlabel("training wall-clock (min)")
     ax.set_ylabel(f"training success ({SMOOTH}-iteration mean)")
     ax.set_ylim(-0.02, 1.02)
