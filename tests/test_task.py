@@ -1,5 +1,7 @@
 """Task files: the library loads, and malformed files stop with one line naming the file and the field."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -132,10 +134,14 @@ def _pick_place_path() -> SimState:
     return s
 
 
-def test_pick_place_reward_pays_more_at_every_stage_and_most_for_the_cube_put_down():
+LIFT_FIRST = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "so101_pick_place_lift_first.yaml"
+
+
+@pytest.mark.parametrize("task_file", ["so101_pick_place", LIFT_FIRST], ids=["library", "lift_first"])
+def test_pick_place_reward_pays_more_at_every_stage_and_most_for_the_cube_put_down(task_file):
     # The reference reward is staged: a policy that stops at any stage (pushing, hovering over the zone with the
     # cube) earns less than one that goes on, and a cube put down in the zone beats one held above it.
-    task = load_task("so101_pick_place")
+    task = load_task(task_file)
     state = _pick_place_path()
     total, _ = load_reward(task.reference_reward_body())(state)
     assert (total[1:6] > total[:5]).all(), total
