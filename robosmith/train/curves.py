@@ -68,7 +68,9 @@ def plot_curves(runs: list[Path], out: Path, labels: list[str] | None = None, ti
             result = json.loads(evaluation.read_text())
             low, high = result["ci95"]
             rate = result["success_rate"]
-            ax.errorbar([minutes[-1]], [rate], yerr=[[rate - low], [high - rate]], fmt="o", color=color, capsize=3)
+            # max(0, ...): files written before wilson_interval pinned 100% to 1.0 hold 0.99999...
+            ax.errorbar([minutes[-1]], [rate], yerr=[[max(0.0, rate - low)], [max(0.0, high - rate)]], fmt="o",
+                        color=color, capsize=3)
             label = f"{label}: eval {rate:.0%} ({result['episodes']} episodes)"
         ax.plot(minutes, success, color=color, label=label)
         stages = stage_curves(run)
