@@ -36,14 +36,15 @@ def learning_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stage_curves(run: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, minutes, the stage's own success) of each stage a run trained in (`curriculum_stage` rows), in
-    order; none for a run trained without a curriculum."""
+    """(name, minutes, the stage's own success) of each stage before the last that a run trained in
+    (`curriculum_stage` rows), in order; the last stage's success is the task's. None without a curriculum."""
     rows = [r for r in read_metrics(TrainingRun(run).metrics) if r.get("curriculum_stage") is not None]
     config = TrainingRun(run).config
     names = [s["name"] for s in json.loads(config.read_text()).get("curriculum", [])] if config.is_file() else []
     stages: dict[int, list[dict]] = {}
     for r in rows:
-        stages.setdefault(r["curriculum_stage"], []).append(r)
+        if not names or r["curriculum_stage"] < len(names) - 1:
+            stages.setdefault(r["curriculum_stage"], []).append(r)
     return [(names[k] if k < len(names) else f"stage {k}", np.array([r["wall_s"] for r in part]) / 60.0,
              np.array([np.nan if r["stage_success"] is None else r["stage_success"] for r in part], dtype=float))
             for k, part in sorted(stages.items())]
@@ -73,11 +74,11 @@ def plot_curves(runs: list[Path], out: Path, labels: list[str] | None = None, ti
                         color=color, capsize=3)
             label = f"{label}: eval {rate:.0%} ({result['episodes']} episodes)"
         ax.plot(minutes, success, color=color, label=label)
-        stages = stage_curves(run)
-        for stage, stage_minutes, stage_success in stages[:-1]:
+        for stage, stage_minutes, stage_success in stage_curves(run):
             ax.plot(stage_minutes, stage_success, color=color, linestyle="--", linewidth=1,
                     label=f"{name}: {stage} stage's own success")
-            ax.axvline(stage_minutes[-1], color=color, linestyle=":", linewidth=1)
+            if stage_minutes[-1] < minutes[-1]:  # it moved on
+                ax.axvline(stage_minutes[-1], color=color, linestyle=":", linewidth=1)
     ax.set_xlabel("training wall-clock (min)")
     ax.set_ylabel(f"training success ({SMOOTH}-iteration mean)")
     ax.set_ylim(-0.02, 1.02)
