@@ -7,11 +7,12 @@ import torch
 
 from robosmith.contract.state import SimState
 from robosmith.runs import read_metrics
-from robosmith.task import load_task
+from robosmith.task import eval_success, load_task
 from robosmith.task.spec import CurriculumStage
 from robosmith.train.curriculum import WINDOW, Curriculum
 from robosmith.train.ppo import TrainSettings, train
 
+TASK_SUCCESS = "s.object_pos[:, 2] < 0.02"  # the task's success in these tests: the cube on the table
 LIFT_FIRST = (
     CurriculumStage("lift", terms=("reach", "lift"), success="s.object_pos[:, 2] > 0.05", advance_at=0.5),
     CurriculumStage("place"),
@@ -22,12 +23,12 @@ def _iteration(curriculum: Curriculum, lifted: int, ended: int = 10) -> dict:
     """One iteration in which `ended` episodes end, `lifted` of them with the cube 6 cm up."""
     s = SimState.zeros(ended, has_object=True, has_goal=True)
     s.object_pos[:lifted, 2] = 0.06
-    curriculum.record(s, torch.ones(ended, dtype=torch.bool))
+    curriculum.record(s, torch.ones(ended, dtype=torch.bool), eval_success(TASK_SUCCESS, s))
     return curriculum.end_iteration()
 
 
 def test_a_stage_pays_its_own_terms_then_the_last_pays_the_whole_reward():
-    curriculum = Curriculum(LIFT_FIRST, task_success="s.object_pos[:, 2] < 0.02")
+    curriculum = Curriculum(LIFT_FIRST)
     parts = {"reach": torch.tensor([1.0, 0.5]), "lift": torch.tensor([4.0, 0.0]), "placed": torch.tensor([0.0, 40.0])}
     total = sum(parts.values())
     assert torch.equal(curriculum.reward(total, parts), torch.tensor([5.0, 0.5]))
@@ -38,7 +39,7 @@ def test_a_stage_pays_its_own_terms_then_the_last_pays_the_whole_reward():
 
 
 def test_a_stage_moves_on_only_after_a_full_window_at_its_rate():
-    curriculum = Curriculum(LIFT_FIRST, task_success="s.object_pos[:, 2] < 0.02")
+    curriculum = Curriculum(LIFT_FIRST)
     rows = [_iteration(curriculum, lifted=4) for _ in range(3 * WINDOW)]  # 40% < 50%: stays
     assert {r["curriculum_stage"] for r in rows} == {0} and rows[-1]["stage_success"] == 0.4
     first = _iteration(curriculum, lifted=10)  # the window: 9 iterations at 40%, 1 at 100%: 46%

@@ -293,34 +293,32 @@ class _Parser:
             raise self.fail("train.curriculum", "needs at least two stages (or none)")
         return tuple(stages)
 
+    def check_success(self, expr: str, fieldname: str, state: SimState) -> None:
+        """A success expression (the task's, a curriculum stage's) passes the static check and gives one bool
+        per environment of `state`."""
+        try:
+            success_check(expr)
+        except RewardRejected as e:
+            raise self.fail(fieldname, f"does not pass the static check of task expressions: {e.reason}") from None
+        try:
+            ok = eval_success(expr, state)
+        except Exception as e:  # noqa: BLE001 - any failure of the expression is the file's fault
+            raise self.fail(fieldname, f"does not evaluate: {type(e).__name__}: {e}") from None
+        if ok.shape != (state.num_envs,):
+            raise self.fail(fieldname, f"must give one bool per environment, got shape {tuple(ok.shape)}")
+
     def check_expressions(self, spec: TaskSpec) -> None:
         """Evaluate success and reward on a state of the right shapes: typos surface now, not mid-training."""
         state = SimState.zeros(4, has_object=spec.scene.cube, has_goal=spec.has_goal)
-        try:
-            success_check(spec.success)
-        except RewardRejected as e:
-            raise self.fail("success", f"does not pass the static check of task expressions: {e.reason}") from None
-        try:
-            ok = eval_success(spec.success, state)
-        except Exception as e:  # noqa: BLE001 - any failure of the expression is the file's fault
-            raise self.fail("success", f"does not evaluate: {type(e).__name__}: {e}") from None
-        if ok.shape != (4,):
-            raise self.fail("success", f"must give one bool per environment, got shape {tuple(ok.shape)}")
-        terms = {term.name for term in spec.reward}
+        self.check_success(spec.success, "success", state)
+        terms = [term.name for term in spec.reward]
         for i, stage in enumerate(spec.train.curriculum):
             where = f"train.curriculum[{i}]"
             for name in stage.terms:
                 if name not in terms:
                     raise self.fail(f"{where}.terms", f"{name!r} is not a reward term; terms: {', '.join(terms)}")
             if stage.success:
-                try:
-                    ok = eval_success(stage.success, state)
-                except RewardRejected as e:
-                    raise self.fail(f"{where}.success", f"does not pass the static check: {e.reason}") from None
-                except Exception as e:  # noqa: BLE001
-                    raise self.fail(f"{where}.success", f"does not evaluate: {type(e).__name__}: {e}") from None
-                if ok.shape != (4,):
-                    raise self.fail(f"{where}.success", f"must give one bool per environment, got {tuple(ok.shape)}")
+                self.check_success(stage.success, f"{where}.success", state)
         for i, term in enumerate(spec.reward):
             try:
                 fn = load_reward(terms_to_body((term,)))

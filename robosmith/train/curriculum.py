@@ -27,8 +27,8 @@ WINDOW = 10  # iterations over which a stage's success is measured before it may
 class Curriculum:
     """Which stage a run is in, the reward that stage pays, and when it moves on (`end_iteration`)."""
 
-    def __init__(self, stages: tuple[CurriculumStage, ...], task_success: str) -> None:
-        self.stages, self.task_success = stages, task_success
+    def __init__(self, stages: tuple[CurriculumStage, ...]) -> None:
+        self.stages = stages
         self.index = 0
         self.window: deque[tuple[int, int]] = deque(maxlen=WINDOW)  # (successes, episodes) per iteration
         self.successes = torch.zeros((), dtype=torch.long)
@@ -40,7 +40,7 @@ class Curriculum:
         from elsewhere (`--reward`, the agent's candidates) trains whole."""
         if not task.train.curriculum or reward_body != task.reference_reward_body():
             return None
-        return Curriculum(task.train.curriculum, task.success)
+        return Curriculum(task.train.curriculum)
 
     @property
     def stage(self) -> CurriculumStage:
@@ -52,9 +52,10 @@ class Curriculum:
             return total
         return torch.stack([components[name] for name in self.stage.terms]).sum(dim=0)
 
-    def record(self, s: SimState, ended: torch.Tensor) -> None:
-        """Count the stage's successes among the episodes that end at this step."""
-        ok = eval_success(self.stage.success or self.task_success, s)
+    def record(self, s: SimState, ended: torch.Tensor, task_success: torch.Tensor) -> None:
+        """Count the stage's successes among the episodes that end at this step; `task_success`, which the
+        environment has already evaluated, is the success of a stage without its own."""
+        ok = eval_success(self.stage.success, s) if self.stage.success else task_success
         self.successes += (ok & ended).sum()
         self.episodes += ended.sum()
 

@@ -110,7 +110,7 @@ class TaskEnv(VecEnv):
         reward, components = call_reward(self.reward_fn, s)
         if self.curriculum is not None:
             reward = self.curriculum.reward(reward, components)
-            self.curriculum.record(s, time_out & ~unstable)
+            self.curriculum.record(s, time_out & ~unstable, success)
         reward = self.recorder.record(reward, components, time_out, success, s.episode_step, unstable)
         time_out = time_out & ~unstable
         dones = time_out | unstable
