@@ -850,6 +850,9 @@ def bc_collect(
     episodes: Annotated[int, typer.Option(help="successful demonstrations to record")] = 50,
     out: Annotated[Path | None, typer.Option(help="dataset folder (default: runs/bc/<task>-demos-<N>)")] = None,
     perfect: Annotated[bool, typer.Option(help="no human-like noise, pauses or fumbles")] = False,
+    policy: Annotated[Path | None, typer.Option(
+        help="a trained policy demonstrates instead of the script (an RL run folder; it must read no camera)")]
+    = None,
     images: Annotated[bool, typer.Option(help="render the front and wrist camera videos")] = True,
     camera_size: Annotated[str, typer.Option(help="camera image size WIDTHxHEIGHT (LeRobot's SO-101 examples: "
                                                   "640x480)")] = "640x480",
@@ -863,7 +866,7 @@ def bc_collect(
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option()] = True,
 ) -> None:
-    """Record scripted demonstrations in simulation as a LeRobot dataset (v3.0)."""
+    """Record demonstrations in simulation as a LeRobot dataset (v3.0): scripted, or by a trained policy."""
     from robosmith.bc.collect import collect
     from robosmith.bc.demonstrator import DemoStyle
     from robosmith.runs import runs_root
@@ -873,10 +876,12 @@ def bc_collect(
     if episodes < 1:
         _fail(f"--episodes must be >= 1, got {episodes}")
     folder = out or runs_root() / "bc" / f"{spec.name}-demos-{episodes}"
-    style = DemoStyle.perfect() if perfect else DemoStyle()
+    if policy is not None and perfect:
+        _fail("--perfect is a style of the scripted demonstrator; a --policy demonstrates as it is")
+    style = None if policy is not None else DemoStyle.perfect() if perfect else DemoStyle()
     try:
-        info = collect(spec, folder, episodes, style=style, seed=seed, with_images=images, progress=progress,
-                       image_size=_image_size(camera_size), calibration=calibration)
+        info = collect(spec, folder, episodes, style=style, policy=policy, seed=seed, with_images=images,
+                       progress=progress, image_size=_image_size(camera_size), calibration=calibration)
     except (FileExistsError, RuntimeError) as e:
         _fail(str(e))
     typer.echo(

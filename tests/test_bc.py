@@ -499,3 +499,55 @@ def test_cli_finetune_refuses_a_bad_exploration_noise_in_one_line(tmp_path):
     )
     assert result.exit_code == 2 and result.output.strip() == "error: init_noise_std must be > 0, got 0.0"
     assert not (tmp_path / "ft").exists()
+
+
+@pytest.mark.slow
+def test_a_trained_policy_demonstrates_what_it_would_do_on_the_arm(tmp_path):
+    """`bc collect --policy RUN`: the recorded actions are the policy's targets on the state its sensors report,
+    and a policy reading relative positions (`ee_to_object`) runs the same way."""
+    import yaml
+
+    from robosmith.bc.collect import _run_batch
+    from robosmith.contract.observations import sensed_state
+    from robosmith.sim2real.dataset import ACTION, UNITS_FILE
+    from robosmith.train.policy import Observation, load_policy
+
+    raw = yaml.safe_load((Path(load_task("so101_lift").source)).read_text())
+    raw["observations"] = ["joint_pos", "joint_vel", "ee_to_object", "object_quat", "finger_contact", "action"]
+    raw["success"] = "s.episode_step >= 0"  # every episode is kept: the test is about what is recorded
+    task_file = tmp_path / "lift_rel.yaml"
+    task_file.write_text(yaml.safe_dump(raw))
+    cli = CliRunner()
+    run = tmp_path / "run"
+    result = cli.invoke(app, ["train", str(task_file), "--iterations", "1", "--num-envs", "8", "--eval-episodes", "2",
+                              "--no-randomize", "--no-progress", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+
+    refused = cli.invoke(app, ["bc", "collect", str(task_file), "--policy", str(run), "--perfect"])
+    assert refused.exit_code != 0 and "--perfect is a style of the scripted demonstrator" in refused.output
+    out = tmp_path / "demos"
+    result = cli.invoke(app, ["bc", "collect", str(task_file), "--policy", str(run), "--episodes", "3",
+                              "--no-images", "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / UNITS_FILE).read_text())
+    assert info["demonstrator"] == f"rl policy {run}" and info["style"] is None and info["episodes"] == 3
+
+    # The same batch again, by hand: the policy's action on the sensed state, mapped to targets, in LeRobot units.
+    task = load_task(task_file)
+    policy = load_policy(run, task)
+    episodes = _run_batch(task, DemoStyle(), 2, seed=7, policy=policy)
+    env = BatchedEnv(task.scene, env_config(task, 2, 7), task.reset, task.has_goal)
+    noise, offset = env.sensing()
+    noise_gen = torch.Generator().manual_seed(8)
+    s = env.state()
+    for t in range(5):
+        action = policy.act(Observation(sensed_state(s, noise, noise_gen, offset), {}, torch.from_numpy(env.target)))
+        targets = env.action_map.targets(action, torch.from_numpy(env.target))
+        np.testing.assert_allclose(np.stack([ep.action[t] for ep in episodes]), to_lerobot(targets.float()),
+                                   atol=1e-4)
+        s, _ = env.step(action)
+    env.close()
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("robosmith/demos", root=out)
+    assert ds.num_episodes == 3 and ds.features[ACTION]["shape"] == (6,)

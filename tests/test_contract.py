@@ -13,7 +13,15 @@ import pytest
 import torch
 
 import robosmith
-from robosmith.contract import ActionMap, EpisodeRecorder, SimState, eval_result, observation_size, observation_vector
+from robosmith.contract import (
+    ActionMap,
+    EpisodeRecorder,
+    SimState,
+    eval_result,
+    observation_fields,
+    observation_size,
+    observation_vector,
+)
 from robosmith.robot.params import PARAMS, ParamError, RobotParams, check_params
 from robosmith.robot.so101 import JOINT_NAMES, joint_limits
 from robosmith.sim.batched_env import BatchedEnv, env_config
@@ -107,6 +115,26 @@ def test_observation_vector_orders_fields_and_scales_the_episode_step():
     with pytest.raises(ValueError, match="'object_pos': this SimState has no such field"):
         observation_vector(s, ("object_pos",), 50)
 
+
+
+def test_relative_observations_are_differences_of_the_noisy_fields():
+    s = SimState.zeros(2, has_object=True, has_goal=True)
+    s.object_pos[:] = torch.tensor([[0.25, 0.0, 0.0125], [0.2, 0.05, 0.05]])
+    s.goal_pos[:] = torch.tensor([0.3, -0.1, 0.0])
+    s.ee_pos[:] = torch.tensor([0.2, 0.0, 0.1])
+    names = ("object_to_goal", "ee_to_object", "joint_pos")
+    assert observation_fields(names) == ("object_pos", "goal_pos", "ee_pos", "joint_pos")
+    obs = observation_vector(s, names, 50)
+    assert obs.shape == (2, observation_size(names)) == (2, 3 + 3 + 6)
+    assert torch.allclose(obs[:, :3], s.goal_pos - s.object_pos)
+    assert torch.allclose(obs[:, 3:6], s.object_pos - s.ee_pos)
+    # Noise enters through the fields: the cube's noise moves both vectors that read it, by opposite amounts.
+    noisy = observation_vector(s, names, 50, {"object_pos": 0.01}, torch.Generator().manual_seed(0))
+    moved = noisy - obs
+    assert moved[:, :3].abs().min() > 0 and torch.allclose(moved[:, :3], -moved[:, 3:6])
+    assert torch.equal(noisy[:, 6:], obs[:, 6:])
+    with pytest.raises(ValueError, match="'object_pos': this SimState has no such field"):
+        observation_vector(SimState.zeros(2, has_object=False, has_goal=True), ("object_to_goal",), 50)
 
 def test_episode_recorder_counts_finished_episodes_and_drops_diverged_ones():
     rec = EpisodeRecorder(3)

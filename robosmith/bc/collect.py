@@ -1,8 +1,11 @@
 """`robosmith bc collect`: demonstrations in simulation, written as a LeRobot dataset (format v3.0).
 
 Episodes run in batches on the batched simulator; only the ones that succeed are kept, as people keep the
-good takes when they record with a leader arm. Camera frames are rendered afterwards from the recorded
-joint and object positions, for the kept episodes only (rendering is the slow part on a CPU).
+good takes when they record with a leader arm. The demonstrator is scripted (inverse kinematics along
+minimum-jerk segments, with human-like noise) or a trained policy (`--policy RUN`: an RL run that reads no
+camera), which then acts on the state its sensors report, as it would on the arm. Camera frames are rendered
+afterwards from the recorded joint and object positions, for the kept episodes only (rendering is the slow part
+on a CPU).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from robosmith.sim.render import SceneRenderer
 # beside LeRobot's meta/, UNITS_FILE says the units and how the demonstrations were made
 from robosmith.sim2real.dataset import ACTION, STATE, UNITS_FILE, image_key
 from robosmith.task import TaskSpec, eval_success
+from robosmith.train.policy import Observation, Policy, PolicyError, load_policy
 
 
 @dataclass
@@ -54,6 +58,7 @@ def collect(
     out_dir: Path,
     episodes: int,
     style: DemoStyle | None = None,
+    policy: Path | None = None,
     seed: int = 0,
     batch_envs: int = 16,
     with_images: bool = True,
@@ -61,7 +66,8 @@ def collect(
     image_size: tuple[int, int] = IMAGE_SIZE,
     calibration: Path | None = None,
 ) -> dict:
-    """Record `episodes` successful demonstrations of `task` into a new LeRobot dataset at `out_dir`.
+    """Record `episodes` successful demonstrations of `task` into a new LeRobot dataset at `out_dir`, made by
+    the scripted demonstrator in `style` or by the policy stored at `policy` (one that reads no camera).
 
     The task's effects (`scene.effects`: lag, noise, calibration offsets, e.g. from --robot-params) act on the
     arm as on a real one: the state recorded is what its sensors report. With `calibration` (a LeRobot
@@ -72,6 +78,11 @@ def collect(
     if out_dir.exists():
         raise FileExistsError(f"{out_dir}: already exists; choose a new --out folder")
     cal = load_calibration(calibration) if calibration else None  # a bad file fails before anything is written
+    demonstrator = load_policy(policy, task) if policy is not None else None
+    if demonstrator is not None and (style is not None or demonstrator.spec.cameras):
+        demonstrator.close()
+        raise PolicyError(f"{policy}: a policy demonstrates as it is, with no demonstration style and no cameras "
+                          f"(it reads {', '.join(demonstrator.spec.cameras) or 'none'})")
     style = style or DemoStyle()
     dataset = LeRobotDataset.create(
         repo_id=repo_id(out_dir),
@@ -92,7 +103,7 @@ def collect(
     try:
         while kept < episodes and not stop.asked:
             batch_seed = int(batch_seeds.spawn(1)[0].generate_state(1)[0])
-            for ep in _run_batch(task, style, batch_envs, batch_seed):
+            for ep in _run_batch(task, style, batch_envs, batch_seed, demonstrator):
                 if kept >= episodes or stop.asked:
                     break
                 attempts += 1
@@ -114,12 +125,15 @@ def collect(
         dataset.finalize()  # writes the parquet footers: without it nothing saved so far could be read
         if renderer:
             renderer.close()
+        if demonstrator is not None:
+            demonstrator.close()
     info = {
         "task": task.name,
         "episodes": kept,
         "attempts": attempts,
         "demonstrator_success_rate": succeeded / max(attempts, 1),
-        "style": asdict(style),
+        "demonstrator": "scripted" if demonstrator is None else f"{demonstrator.spec.kind} policy {policy}",
+        "style": asdict(style) if demonstrator is None else None,
         "seed": seed,
         "with_images": with_images,
         "image_size": list(image_size) if with_images else None,
@@ -132,27 +146,38 @@ def collect(
     return info
 
 
-def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int) -> list[_Episode | None]:
-    """One episode in each of n environments; the failed ones come back as None."""
+def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int, policy: Policy | None = None
+               ) -> list[_Episode | None]:
+    """One episode in each of n environments, by the scripted demonstrator or `policy`; the failed ones come
+    back as None."""
     env = BatchedEnv(task.scene, env_config(task, n, seed), task.reset, task.has_goal)
     noise, offset = env.sensing()
     noise_gen = torch.Generator().manual_seed(seed + 1)
-    demonstrator = ScriptedDemonstrator(task, env, style, seed=seed)
     s = env.state()
-    demonstrator.begin(s)
+    if policy is None:
+        demonstrator = ScriptedDemonstrator(task, env, style, seed=seed)
+        demonstrator.begin(s)
+    else:
+        policy.reset()
     states, env_states, actions, qpos = [], [], [], []
     for _ in range(task.episode_length):
         # What the arm's sensors report, as a policy trained on these demonstrations will see it.
-        observation = observation_batch(task, sensed_state(s, noise, noise_gen, offset))
+        sensed = sensed_state(s, noise, noise_gen, offset)
+        observation = observation_batch(task, sensed)
         states.append(observation[STATE])
         env_states.append(observation[ENV_STATE])
         qpos.append(np.stack([env.qpos_of(i) for i in range(n)]))
-        targets = demonstrator.targets(s)
-        s, _ = env.step(env.action_for_targets(targets))
+        if policy is None:
+            targets = torch.as_tensor(demonstrator.targets(s), dtype=torch.float32)
+            action = env.action_for_targets(targets)
+        else:
+            action = policy.act(Observation(sensed, {}, torch.from_numpy(env.target.copy())))
+            targets = env.action_map.targets(action, torch.from_numpy(env.target)).float()
+        s, _ = env.step(action)
         # The action recorded is what was asked, not what the command rules let through: lerobot-record stores
         # the leader arm's positions. Holding the cube, a person closes the leader fully while the follower
         # stalls on the cube and the stall rule holds its squeeze.
-        actions.append(to_lerobot(torch.as_tensor(targets, dtype=torch.float32)))
+        actions.append(to_lerobot(targets))
     # An environment whose physics diverged was reset mid-episode (its step count restarted): not a demonstration.
     success = eval_success(task.success, s) & (env.episode_step == task.episode_length)
     env.close()

@@ -17,7 +17,7 @@ import torch
 from tensordict import TensorDict
 
 from robosmith.bc.features import CAMERAS, ENV_STATE, environment_state_names, observation_batch
-from robosmith.contract.observations import observation_size, observation_vector
+from robosmith.contract.observations import observation_fields, observation_size, observation_vector
 from robosmith.errors import ConfigError
 from robosmith.robot.units import from_lerobot
 from robosmith.runs import TrainingRun
@@ -172,7 +172,7 @@ class ResidualPolicy:
         self.task, self.scale = task, float(info["scale"])
         # The BC policy acts as it did while the residual trained on it.
         self.base = LeRobotPolicy(path / LEROBOT_MODEL, task, info.get("temporal_ensemble"))
-        fields = tuple(dict.fromkeys(self.base.spec.state_fields + task.observations))
+        fields = tuple(dict.fromkeys(self.base.spec.state_fields + observation_fields(task.observations)))
         self.spec = PolicySpec("bc+residual", task.name, task.description, fields, task.control_hz,
                                self.base.spec.cameras)
         _, _, cfg, checkpoint = load_run(path)

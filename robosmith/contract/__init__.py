@@ -9,12 +9,13 @@ beyond the standard library: `robosmith export` copies its files verbatim into e
 from .actions import ACTION_MODES, ActionMap
 from .io import write_json, write_text_atomic
 from .metrics import EVAL_KEYS, METRICS_KEYS, EpisodeRecorder, eval_result, metrics_row, wilson_interval
-from .observations import observation_size, observation_vector
+from .observations import RELATIVE_OBSERVATIONS, observation_fields, observation_size, observation_vector
 from .reward_call import MAX_COMPONENTS, RewardContractError, call_reward, check_output
 from .state import FIELD_DOCS, OBJECT_FIELDS, REQUIRED_FIELDS, SimState
 
 __all__ = [
-    "ACTION_MODES", "EVAL_KEYS", "FIELD_DOCS", "MAX_COMPONENTS", "METRICS_KEYS", "OBJECT_FIELDS", "REQUIRED_FIELDS",
-    "ActionMap", "EpisodeRecorder", "RewardContractError", "SimState", "call_reward", "check_output", "eval_result",
-    "metrics_row", "observation_size", "observation_vector", "wilson_interval", "write_json", "write_text_atomic",
+    "ACTION_MODES", "EVAL_KEYS", "FIELD_DOCS", "MAX_COMPONENTS", "METRICS_KEYS", "OBJECT_FIELDS",
+    "RELATIVE_OBSERVATIONS", "REQUIRED_FIELDS", "ActionMap", "EpisodeRecorder", "RewardContractError", "SimState",
+    "call_reward", "check_output", "eval_result", "metrics_row", "observation_fields", "observation_size",
+    "observation_vector", "wilson_interval", "write_json", "write_text_atomic",
 ]

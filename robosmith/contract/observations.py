@@ -1,9 +1,10 @@
 """A policy's observation vector, built from a SimState the same way in simulation, in an exported engine
 package and on the real arm.
 
-The task names the SimState fields its policy sees, in order; `episode_step` enters as the fraction of the
-episode gone. Gaussian noise of a per-field standard deviation models sensors (and, on the real arm, the
-perception estimates the policy will get).
+The task names the SimState fields its policy sees, in order, and may add relative positions
+(`RELATIVE_OBSERVATIONS`: `object_to_goal`, ...); `episode_step` enters as the fraction of the episode gone.
+Gaussian noise of a per-field standard deviation models sensors (and, on the real arm, the perception estimates
+the policy will get); a relative position is computed from the noisy fields, as it would be on the arm.
 Part of robosmith's contract: torch only, copied verbatim into every exported engine package.
 """
 
@@ -16,10 +17,29 @@ import torch
 
 from .state import FIELD_DOCS, SimState
 
+# Observation name -> (from field, to field, doc): the vector `to - from`, world axes. A goal-conditioned policy
+# reads "where is the goal from the cube" directly instead of learning to subtract two absolute positions whose
+# scales differ (the cube moves over centimetres, the goal over decimetres).
+RELATIVE_OBSERVATIONS: dict[str, tuple[str, str, str]] = {
+    "ee_to_object": ("ee_pos", "object_pos", "m, world axes; from the tool point to the cube's centre"),
+    "ee_to_goal": ("ee_pos", "goal_pos", "m, world axes; from the tool point to the goal"),
+    "object_to_goal": ("object_pos", "goal_pos", "m, world axes; from the cube's centre to the goal"),
+}
+OBSERVATION_DOCS: dict[str, tuple[tuple[int, ...], str]] = {
+    **FIELD_DOCS, **{name: ((3,), doc) for name, (_, _, doc) in RELATIVE_OBSERVATIONS.items()}}
+
+
+def observation_fields(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The SimState fields these observations read, in order of first use (what a source must provide)."""
+    fields = []
+    for name in names:
+        fields += RELATIVE_OBSERVATIONS[name][:2] if name in RELATIVE_OBSERVATIONS else (name,)
+    return tuple(dict.fromkeys(fields))
+
 
 def observation_size(names: tuple[str, ...] | list[str]) -> int:
-    """Length of the observation vector of these fields."""
-    return sum(math.prod(FIELD_DOCS[name][0]) or 1 for name in names)
+    """Length of the observation vector of these observations."""
+    return sum(math.prod(OBSERVATION_DOCS[name][0]) or 1 for name in names)
 
 
 def sensed_state(
@@ -58,15 +78,21 @@ def observation_vector(
     noise: dict[str, float] | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """(N, observation_size(names)) float32: the named fields of `s` side by side, through `sensed_state`'s
-    noise when `noise` gives a standard deviation per field."""
+    """(N, observation_size(names)) float32: the named observations of `s` side by side, through
+    `sensed_state`'s noise when `noise` gives a standard deviation per SimState field."""
     if noise:
-        s = sensed_state(s, {k: v for k, v in noise.items() if k in names}, generator)
+        read = observation_fields(names)
+        s = sensed_state(s, {k: v for k, v in noise.items() if k in read}, generator)
+    for name in observation_fields(names):
+        if getattr(s, name) is None:
+            raise ValueError(f"observation {name!r}: this SimState has no such field (not measured here)")
     parts = []
     for name in names:
+        if name in RELATIVE_OBSERVATIONS:
+            origin, target, _ = RELATIVE_OBSERVATIONS[name]
+            parts.append((getattr(s, target) - getattr(s, origin)).float())
+            continue
         value = getattr(s, name)
-        if value is None:
-            raise ValueError(f"observation {name!r}: this SimState has no such field (not measured here)")
         if name == "episode_step":
             value = (value.float() / episode_length).unsqueeze(1)
         parts.append(value.float())

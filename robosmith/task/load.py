@@ -17,7 +17,8 @@ import torch
 import yaml
 
 from robosmith.contract.actions import ACTION_MODES
-from robosmith.contract.state import FIELD_DOCS, OBJECT_FIELDS, SimState
+from robosmith.contract.observations import OBSERVATION_DOCS, observation_fields, observation_vector
+from robosmith.contract.state import OBJECT_FIELDS, SimState
 from robosmith.errors import RobosmithError
 from robosmith.reward.check import RewardRejected
 from robosmith.reward.load import SuccessFn, load_reward, load_success
@@ -220,12 +221,15 @@ class _Parser:
 
     def observations(self, raw: Any, scene: SceneConfig) -> tuple[str, ...]:
         if not isinstance(raw, list) or not raw:
-            raise self.fail("observations", "must be a non-empty list of SimState fields")
+            raise self.fail("observations", "must be a non-empty list of SimState fields or relative positions")
         for name in raw:
-            if name not in FIELD_DOCS:
-                raise self.fail("observations", f"{name!r} is not a SimState field; fields: {', '.join(FIELD_DOCS)}")
-            if name in OBJECT_FIELDS and not scene.cube:
+            if name not in OBSERVATION_DOCS:
+                raise self.fail("observations", f"{name!r} is neither a SimState field nor a relative position; "
+                                                f"names: {', '.join(OBSERVATION_DOCS)}")
+            if not scene.cube and any(f in OBJECT_FIELDS for f in observation_fields([name])):
                 raise self.fail("observations", f"{name!r} needs a cube in the scene (scene.cube: true)")
+        if len(set(raw)) < len(raw):
+            raise self.fail("observations", "names a field twice")
         return tuple(raw)
 
     def obs_noise(self, raw: Any, observations: tuple[str, ...]) -> dict[str, float]:
@@ -233,8 +237,8 @@ class _Parser:
         if not isinstance(raw, dict):
             raise self.fail("obs_noise", "must map SimState fields to noise std")
         for name, std in raw.items():
-            if name not in observations:
-                raise self.fail(f"obs_noise.{name}", "not among the task's observations")
+            if name not in observation_fields(observations):
+                raise self.fail(f"obs_noise.{name}", "not a SimState field the task's observations read")
             if not isinstance(std, (int, float)) or std < 0:
                 raise self.fail(f"obs_noise.{name}", f"must be a std >= 0, got {std!r}")
         return {k: float(v) for k, v in raw.items()}
@@ -310,6 +314,10 @@ class _Parser:
     def check_expressions(self, spec: TaskSpec) -> None:
         """Evaluate success and reward on a state of the right shapes: typos surface now, not mid-training."""
         state = SimState.zeros(4, has_object=spec.scene.cube, has_goal=spec.has_goal)
+        try:
+            observation_vector(state, spec.observations, spec.episode_length)
+        except ValueError as e:  # a field the scene lacks (a goal in a scene without one)
+            raise self.fail("observations", str(e)) from None
         self.check_success(spec.success, "success", state)
         terms = [term.name for term in spec.reward]
         for i, stage in enumerate(spec.train.curriculum):

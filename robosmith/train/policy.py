@@ -27,7 +27,7 @@ from typing import Protocol
 import torch
 from tensordict import TensorDict
 
-from robosmith.contract.observations import observation_size, observation_vector
+from robosmith.contract.observations import observation_fields, observation_size, observation_vector
 from robosmith.contract.state import SimState
 from robosmith.errors import RobosmithError
 from robosmith.runs import RunError, TrainingRun
@@ -85,8 +85,8 @@ class RLPolicy:
         if self.task.name != saved_task.name or self.task.observations != saved_task.observations:
             raise PolicyError(f"{TrainingRun(run_dir).config}: task: the policy was trained on {saved_task.name}, "
                               f"not {self.task.name}")
-        self.spec = PolicySpec("rl", saved_task.name, saved_task.description, saved_task.observations,
-                               saved_task.control_hz)
+        self.spec = PolicySpec("rl", saved_task.name, saved_task.description,
+                               observation_fields(saved_task.observations), saved_task.control_hz)
         self.iteration, self.env_steps = checkpoint["iteration"], checkpoint["env_steps"]
         size = observation_size(saved_task.observations)
         if "sac" in checkpoint:
@@ -102,7 +102,7 @@ class RLPolicy:
 
     @torch.no_grad()
     def act(self, observation: Observation) -> torch.Tensor:
-        obs = observation_vector(observation.state, self.spec.state_fields, self.task.episode_length)
+        obs = observation_vector(observation.state, self.task.observations, self.task.episode_length)
         return self.actor(TensorDict({"policy": obs}, batch_size=[obs.shape[0]]))
 
     def close(self) -> None:
