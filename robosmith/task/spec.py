@@ -224,7 +224,7 @@ class TaskSpec:
     success: str  # expression over SimState `s`, true where an episode has succeeded; checked at its end
     success_target: float  # evaluation success rate at which the task counts as solved
     params: dict[str, float]  # named numbers the task's expressions use as `{name}` (a sentence may set them)
-    observations: tuple[str, ...]  # SimState fields the policy sees
+    observations: tuple[str, ...]  # what the policy sees: SimState fields and relative positions, in order
     reward: tuple[RewardTerm, ...]  # the reference reward, written by us
     reset: ResetConfig
     action_mode: str
