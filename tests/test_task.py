@@ -140,11 +140,31 @@ def _pick_place_path() -> SimState:
 LIFT_FIRST = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "so101_pick_place_lift_first.yaml"
 
 
-@pytest.mark.parametrize("task_file", ["so101_pick_place", LIFT_FIRST], ids=["library", "lift_first"])
-def test_pick_place_reward_pays_more_at_every_stage_and_most_for_the_cube_put_down(task_file):
-    # The reference reward is staged: a policy that stops at any stage (pushing, hovering over the zone with the
-    # cube) earns less than one that goes on, and a cube put down in the zone beats one held above it.
-    task = load_task(task_file)
+def test_pick_place_reward_pays_only_a_held_cube_for_moving_and_most_for_the_cube_put_down():
+    # The library's grasp-gated reward: each step towards the zone with the cube in both jaws pays more, lifted or
+    # slid; the same cube pushed without a grasp earns nothing for it; put down in the zone beats held above it.
+    task = load_task("so101_pick_place")
+    names = ["away", "at_cube", "grasped", "held_halfway", "held_over_zone", "placed_held", "pushed_halfway"]
+    s = SimState.zeros(len(names), has_object=True, has_goal=True)
+    cube, zone = torch.tensor([0.24, 0.0, 0.0125]), torch.tensor([0.24, 0.12, 0.0])
+    halfway, up = torch.tensor([0.0, 0.06, 0.0]), torch.tensor([0.0, 0.0, 0.04])
+    in_zone = zone + torch.tensor([0.0, 0.0, 0.0125])
+    s.goal_pos[:] = zone
+    s.object_quat[:, 0] = 1.0
+    s.object_pos[:] = torch.stack([cube, cube, cube, cube + halfway + up, in_zone + up, in_zone, cube + halfway])
+    s.ee_pos[:] = s.object_pos
+    s.ee_pos[0] = torch.tensor([0.12, 0.0, 0.15])
+    s.finger_contact[2:6] = 1.0
+    total, parts = load_reward(task.reference_reward_body())(s)
+    assert (total[1:6] > total[:5]).all(), total
+    assert total[6] < total[3] and parts["transport"][6] == 0, total
+    assert eval_success(task.success, s).tolist() == [False] * 5 + [True, False]
+
+
+def test_lift_first_reward_pays_more_at_every_stage_and_most_for_the_cube_put_down():
+    # The lift-first experiment's reward is staged: a policy that stops at any stage (pushing, hovering over the
+    # zone with the cube) earns less than one that goes on, and a cube put down in the zone beats one held above.
+    task = load_task(LIFT_FIRST)
     state = _pick_place_path()
     total, _ = load_reward(task.reference_reward_body())(state)
     assert (total[1:6] > total[:5]).all(), total
