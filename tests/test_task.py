@@ -158,6 +158,9 @@ def test_pick_place_reward_pays_only_a_held_cube_for_moving_and_most_for_the_cub
     total, parts = load_reward(task.reference_reward_body())(s)
     assert (total[1:6] > total[:5]).all(), total
     assert total[6] < total[3] and parts["transport"][6] == 0, total
+    # Held up pays a little more than slid along the table in the same grip.
+    s.object_pos[3, 2] = s.ee_pos[3, 2] = cube[2]
+    assert load_reward(task.reference_reward_body())(s)[0][3] < total[3]
     assert eval_success(task.success, s).tolist() == [False] * 5 + [True, False]
 
 
