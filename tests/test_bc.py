@@ -525,6 +525,12 @@ def test_a_trained_policy_demonstrates_what_it_would_do_on_the_arm(tmp_path):
 
     refused = cli.invoke(app, ["bc", "collect", str(task_file), "--policy", str(run), "--perfect"])
     assert refused.exit_code != 0 and "--perfect is a style of the scripted demonstrator" in refused.output
+    from robosmith.bc.collect import collect
+    from robosmith.train.policy import PolicyError
+
+    with pytest.raises(PolicyError, match="cannot demonstrate: a policy demonstrates as it is, with no style"):
+        collect(load_task(task_file), tmp_path / "styled", 1, style=DemoStyle(), policy=run, progress=False)
+    assert not (tmp_path / "styled").exists()
     out = tmp_path / "demos"
     result = cli.invoke(app, ["bc", "collect", str(task_file), "--policy", str(run), "--episodes", "3",
                               "--no-images", "--no-progress", "--out", str(out)])

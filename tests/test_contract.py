@@ -116,7 +116,6 @@ def test_observation_vector_orders_fields_and_scales_the_episode_step():
         observation_vector(s, ("object_pos",), 50)
 
 
-
 def test_relative_observations_are_differences_of_the_noisy_fields():
     s = SimState.zeros(2, has_object=True, has_goal=True)
     s.object_pos[:] = torch.tensor([[0.25, 0.0, 0.0125], [0.2, 0.05, 0.05]])
@@ -135,6 +134,7 @@ def test_relative_observations_are_differences_of_the_noisy_fields():
     assert torch.equal(noisy[:, 6:], obs[:, 6:])
     with pytest.raises(ValueError, match="'object_pos': this SimState has no such field"):
         observation_vector(SimState.zeros(2, has_object=False, has_goal=True), ("object_to_goal",), 50)
+
 
 def test_episode_recorder_counts_finished_episodes_and_drops_diverged_ones():
     rec = EpisodeRecorder(3)

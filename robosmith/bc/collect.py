@@ -81,8 +81,9 @@ def collect(
     demonstrator = load_policy(policy, task) if policy is not None else None
     if demonstrator is not None and (style is not None or demonstrator.spec.cameras):
         demonstrator.close()
-        raise PolicyError(f"{policy}: a policy demonstrates as it is, with no demonstration style and no cameras "
-                          f"(it reads {', '.join(demonstrator.spec.cameras) or 'none'})")
+        why = (f"it reads the cameras {', '.join(demonstrator.spec.cameras)}, which are rendered only after the "
+               "episodes" if demonstrator.spec.cameras else "a policy demonstrates as it is, with no style")
+        raise PolicyError(f"{policy}: cannot demonstrate: {why}")
     style = style or DemoStyle()
     dataset = LeRobotDataset.create(
         repo_id=repo_id(out_dir),

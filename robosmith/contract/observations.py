@@ -80,10 +80,10 @@ def observation_vector(
 ) -> torch.Tensor:
     """(N, observation_size(names)) float32: the named observations of `s` side by side, through
     `sensed_state`'s noise when `noise` gives a standard deviation per SimState field."""
+    read = observation_fields(names)
     if noise:
-        read = observation_fields(names)
         s = sensed_state(s, {k: v for k, v in noise.items() if k in read}, generator)
-    for name in observation_fields(names):
+    for name in read:
         if getattr(s, name) is None:
             raise ValueError(f"observation {name!r}: this SimState has no such field (not measured here)")
     parts = []
