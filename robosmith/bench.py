@@ -47,8 +47,7 @@ def run_bench(
         env.sim._state[:] = state0
         t = time.perf_counter()
         for i, a in enumerate(actions):
-            env.get_observations()  # what the policy would read
-            env.step(a)
+            env.step(a)  # returns the observations the policy reads next, as rsl-rl's runner takes them
             targets[:, i] = env.sim.target
         return num_envs * control_steps / (time.perf_counter() - t)
 
@@ -129,7 +128,6 @@ def randomization_bench(task: TaskSpec, num_envs: int, repeats: int = 3) -> dict
         t = time.perf_counter()
         env.sim.reset(np.arange(num_envs))
         for a in actions:
-            env.get_observations()
             env.step(a)
         return num_envs * len(actions) / (time.perf_counter() - t)
 
