@@ -3,7 +3,8 @@
     python scripts/deploy_bench.py so101_reach RUN_DIR so101_lift RUN_DIR [--episodes 10]
 
 Prints one JSON object per policy: seconds, success, outcomes agreeing with eval of the same seed, joint RMS (deg),
-the safety layer's interventions by rule.
+the floor (eval against eval with its joint readings perturbed by 1e-6 rad: `floor_*`), the safety layer's
+interventions by rule.
 """
 
 from __future__ import annotations

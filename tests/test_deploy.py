@@ -411,6 +411,8 @@ def test_deploy_sim_agrees_with_eval_and_lerobot_replays_it(tmp_path, reach_run)
     task = load_task("so101_reach")
     figures = agreement(out, load_policy(reach_run, task), task)
     assert figures["outcomes_agree"] >= 9, figures
+    # The floor really perturbs eval: a perturbation below float32's rounding would leave it identical.
+    assert figures["floor_noise_rad"] == 1e-6 and figures["floor_joint_rms_deg_all"] > 0, figures
     # Same initial states: the first recorded frame of every episode is eval's, to float32 precision.
     deployed = json.loads((out / "deploy.json").read_text())
     assert deployed["sim"] and deployed["n"] == 10 and deployed["sim_success_rate"] is not None
