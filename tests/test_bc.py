@@ -503,11 +503,11 @@ def test_cli_finetune_refuses_a_bad_exploration_noise_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_a_trained_policy_demonstrates_what_it_would_do_on_the_arm(tmp_path):
-    """`bc collect --policy RUN`: the recorded actions are the policy's targets on the state its sensors report,
-    and a policy reading relative positions (`ee_to_object`) runs the same way."""
+    """`bc collect --policy RUN`: the recorded actions are the commands the arm was sent for the policy's actions on
+    the state its sensors report, and a policy reading relative positions (`ee_to_object`) runs the same way."""
     import yaml
 
-    from robosmith.bc.collect import _run_batch
+    from robosmith.bc.collect import POLICY_ACTION, _run_batch
     from robosmith.contract.observations import sensed_state
     from robosmith.sim2real.dataset import ACTION, UNITS_FILE
     from robosmith.train.policy import Observation, load_policy
@@ -538,7 +538,10 @@ def test_a_trained_policy_demonstrates_what_it_would_do_on_the_arm(tmp_path):
     info = json.loads((out / UNITS_FILE).read_text())
     assert info["demonstrator"] == f"rl policy {run}" and info["style"] is None and info["episodes"] == 3
 
-    # The same batch again, by hand: the policy's action on the sensed state, mapped to targets, in LeRobot units.
+    assert info["action"] == POLICY_ACTION
+
+    # The same batch again, by hand: the policy's action on the sensed state, through the command rules: the
+    # command sent, in LeRobot units, not the targets asked (an RL policy asks for the joint limits and back).
     task = load_task(task_file)
     policy = load_policy(run, task)
     episodes = _run_batch(task, DemoStyle(), 2, seed=7, policy=policy)
@@ -546,13 +549,16 @@ def test_a_trained_policy_demonstrates_what_it_would_do_on_the_arm(tmp_path):
     noise, offset = env.sensing()
     noise_gen = torch.Generator().manual_seed(8)
     s = env.state()
+    asked_gap = 0.0
     for t in range(5):
         action = policy.act(Observation(sensed_state(s, noise, noise_gen, offset), {}, torch.from_numpy(env.target)))
-        targets = env.action_map.targets(action, torch.from_numpy(env.target))
-        np.testing.assert_allclose(np.stack([ep.action[t] for ep in episodes]), to_lerobot(targets.float()),
-                                   atol=1e-4)
+        asked = to_lerobot(env.action_map.targets(action, torch.from_numpy(env.target)).float())
         s, _ = env.step(action)
+        recorded = np.stack([ep.action[t] for ep in episodes])
+        np.testing.assert_allclose(recorded, to_lerobot(torch.from_numpy(env.target).float()), atol=1e-4)
+        asked_gap = max(asked_gap, float(np.abs(recorded - asked.numpy()).max()))
     env.close()
+    assert asked_gap > 1.0  # degrees: the rules changed what was asked, so the test tells the two apart
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("robosmith/demos", root=out)

@@ -33,12 +33,15 @@ from robosmith.sim2real.dataset import ACTION, STATE, UNITS_FILE, image_key
 from robosmith.task import TaskSpec, eval_success
 from robosmith.train.policy import Observation, Policy, PolicyError, load_policy
 
+# What a dataset's `action` holds (robosmith_collect.json's "action"), by demonstrator.
+SCRIPTED_ACTION = "demonstrator targets before the command rules, as lerobot-record stores the leader's positions"
+POLICY_ACTION = "the command the arm was sent (the policy's targets through the command rules)"
 
 @dataclass
 class _Episode:
     state: np.ndarray  # (T, 6) LeRobot units
     env_state: np.ndarray  # (T, k)
-    action: np.ndarray  # (T, 6) LeRobot units: the demonstrator's targets, before the command rules
+    action: np.ndarray  # (T, 6) LeRobot units: SCRIPTED_ACTION or POLICY_ACTION
     qpos: np.ndarray  # (T, nq) for rendering
     goal: np.ndarray | None  # (3,)
 
@@ -140,7 +143,7 @@ def collect(
         "image_size": list(image_size) if with_images else None,
         "wall_s": round(time.monotonic() - started, 1),
         "units": "range" if cal else "degrees",  # how the joints are written (robosmith gap reads this)
-        "action": "demonstrator targets before the command rules, as lerobot-record stores the leader's positions",
+        "action": (SCRIPTED_ACTION if demonstrator is None else POLICY_ACTION),
         "effects": {k: list(v) if isinstance(v, tuple) else v for k, v in task.scene.effects.items()},
     }
     write_json(out_dir / UNITS_FILE, info)
@@ -173,12 +176,17 @@ def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int, policy: Poli
             action = env.action_for_targets(targets)
         else:
             action = policy.act(Observation(sensed, {}, torch.from_numpy(env.target.copy())))
-            targets = env.action_map.targets(action, torch.from_numpy(env.target)).float()
         s, _ = env.step(action)
-        # The action recorded is what was asked, not what the command rules let through: lerobot-record stores
-        # the leader arm's positions. Holding the cube, a person closes the leader fully while the follower
-        # stalls on the cube and the stall rule holds its squeeze.
-        actions.append(to_lerobot(targets))
+        if policy is None:
+            # The scripted demonstrator's record is what it asked, not what the command rules let through:
+            # lerobot-record stores the leader arm's positions. Holding the cube, a person closes the leader fully
+            # while the follower stalls on the cube and the stall rule holds its squeeze.
+            actions.append(to_lerobot(targets))
+        else:
+            # An RL policy's ask is no pose: it drives its targets to the joint limits and back (median 58-76 deg
+            # from the joints on pick-and-place) and the rules' rate limits make the motion. What it demonstrates
+            # is the command the arm was sent.
+            actions.append(to_lerobot(torch.from_numpy(env.target.copy())).float())
     # An environment whose physics diverged was reset mid-episode (its step count restarted): not a demonstration.
     success = eval_success(task.success, s) & (env.episode_step == task.episode_length)
     env.close()
