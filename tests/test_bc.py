@@ -537,7 +537,6 @@ def test_a_trained_policy_demonstrates_what_it_would_do_on_the_arm(tmp_path):
     assert result.exit_code == 0, result.output
     info = json.loads((out / UNITS_FILE).read_text())
     assert info["demonstrator"] == f"rl policy {run}" and info["style"] is None and info["episodes"] == 3
-
     assert info["action"] == POLICY_ACTION
 
     # The same batch again, by hand: the policy's action on the sensed state, through the command rules: the

@@ -37,6 +37,7 @@ from robosmith.train.policy import Observation, Policy, PolicyError, load_policy
 SCRIPTED_ACTION = "demonstrator targets before the command rules, as lerobot-record stores the leader's positions"
 POLICY_ACTION = "the command the arm was sent (the policy's targets through the command rules)"
 
+
 @dataclass
 class _Episode:
     state: np.ndarray  # (T, 6) LeRobot units
@@ -143,7 +144,7 @@ def collect(
         "image_size": list(image_size) if with_images else None,
         "wall_s": round(time.monotonic() - started, 1),
         "units": "range" if cal else "degrees",  # how the joints are written (robosmith gap reads this)
-        "action": (SCRIPTED_ACTION if demonstrator is None else POLICY_ACTION),
+        "action": SCRIPTED_ACTION if demonstrator is None else POLICY_ACTION,
         "effects": {k: list(v) if isinstance(v, tuple) else v for k, v in task.scene.effects.items()},
     }
     write_json(out_dir / UNITS_FILE, info)
@@ -186,7 +187,7 @@ def _run_batch(task: TaskSpec, style: DemoStyle, n: int, seed: int, policy: Poli
             # An RL policy's ask is no pose: it drives its targets to the joint limits and back (median 58-76 deg
             # from the joints on pick-and-place) and the rules' rate limits make the motion. What it demonstrates
             # is the command the arm was sent.
-            actions.append(to_lerobot(torch.from_numpy(env.target.copy())).float())
+            actions.append(to_lerobot(torch.from_numpy(env.target)).float())  # a new tensor: no alias of the target
     # An environment whose physics diverged was reset mid-episode (its step count restarted): not a demonstration.
     success = eval_success(task.success, s) & (env.episode_step == task.episode_length)
     env.close()
