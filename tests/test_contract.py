@@ -221,6 +221,8 @@ def test_the_wilson_interval_is_the_contracts():
 
     low, high = wilson_interval(95, 100)
     assert 0.88 < low < 0.89 and 0.978 < high < 0.979 and math.isclose(sum(wilson_interval(5, 10)), 1.0)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(100, 100)[1] == 1.0 and wilson_interval(0, 100)[0] == 0.0  # not 0.99999... by rounding
 
 
 def test_robot_params_files_share_the_registry_schema(tmp_path):

@@ -9,15 +9,8 @@ from typer.testing import CliRunner
 from robosmith.cli import app
 from robosmith.runs import read_metrics
 from robosmith.task import load_task
-from robosmith.train.evaluate import evaluate_run, wilson_interval
+from robosmith.train.evaluate import evaluate_run
 from robosmith.train.ppo import TrainSettings, train
-
-
-def test_wilson_interval():
-    low, high = wilson_interval(95, 100)
-    assert 0.88 < low < 0.89 and 0.978 < high < 0.979
-    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
-    assert wilson_interval(100, 100)[1] == 1.0 and wilson_interval(0, 100)[0] == 0.0  # not 0.99999... by rounding
 
 
 def test_train_and_evaluate_write_the_run_folder(tmp_path):
