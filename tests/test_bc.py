@@ -67,6 +67,23 @@ def test_pick_place_zone_is_never_under_the_cube_at_reset():
     assert not bool(eval_success(task.success, s).any())
 
 
+def test_pick_place_bc_reads_the_tasks_relative_positions_and_lift_only_absolute_ones():
+    from robosmith.bc.features import environment_state, environment_state_fields, environment_state_names
+
+    task = load_task("so101_pick_place")
+    s = BatchedEnv(task.scene, env_config(task, 4, 0), task.reset, task.has_goal).state()
+    names, values = environment_state_names(task), environment_state(task, s)
+    assert values.shape == (4, len(names)) and "ee_pos" in environment_state_fields(task)
+    to_goal = names.index("object_to_goal.x")
+    assert torch.allclose(values[:, to_goal:to_goal + 3], s.goal_pos - s.object_pos)
+    to_cube = names.index("ee_to_object.x")
+    assert torch.allclose(values[:, to_cube:to_cube + 3], s.object_pos - s.ee_pos)
+    assert float(values[:, to_cube:to_cube + 3].norm(dim=-1).min()) > 0.01  # the tool starts away from the cube
+    lift = load_task("so101_lift")  # its task file lists no relative position: the cube's pose only
+    assert environment_state_names(lift)[-1] == "cube.qz" and environment_state_fields(lift) == ("object_pos",
+                                                                                                   "object_quat")
+
+
 # ----------------------------------------------------------------------------- dataset, training, rollouts
 class _ConstantBC:
     """A stand-in for the frozen BC policy under a residual: the same action everywhere, every step."""

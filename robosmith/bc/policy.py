@@ -16,7 +16,13 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict
 
-from robosmith.bc.features import CAMERAS, ENV_STATE, environment_state_names, observation_batch
+from robosmith.bc.features import (
+    CAMERAS,
+    ENV_STATE,
+    environment_state_fields,
+    environment_state_names,
+    observation_batch,
+)
 from robosmith.contract.observations import observation_fields, observation_size, observation_vector
 from robosmith.errors import ConfigError
 from robosmith.robot.units import from_lerobot
@@ -74,7 +80,8 @@ class LeRobotPolicy:
         if got != expected:
             raise PolicyError(
                 f"{self.path / 'config.json'}: input_features: {ENV_STATE} has {got} values, "
-                f"task {task.name} provides {expected}: the policy was trained for another task"
+                f"task {task.name} provides {expected}: the policy was trained for another task (or, on "
+                f"pick-and-place, before the relative positions joined its state: train it again)"
             )
         # Rollouts run on the CPU; a checkpoint trained on a GPU keeps "cuda" in its processors otherwise.
         config.device = "cpu"
@@ -92,7 +99,7 @@ class LeRobotPolicy:
         # Images at the size the policy was trained on: (channels, height, width) in its config.
         cameras = {c: tuple(config.input_features[image_key(c)].shape[1:]) for c in CAMERAS
                    if image_key(c) in config.input_features}
-        fields = ("joint_pos", "object_pos", "object_quat") + (("goal_pos",) if task.has_goal else ())
+        fields = ("joint_pos",) + environment_state_fields(task)
         self.spec = PolicySpec("bc", task.name, task.description, fields, task.control_hz, cameras)
         self.action_map = task.action_map()
         # ACT's chunks, played per environment: what LeRobot's select_action does for the whole batch at once.
