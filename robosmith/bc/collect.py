@@ -77,7 +77,11 @@ def collect(
     arm as on a real one: the state recorded is what its sensors report. With `calibration` (a LeRobot
     calibration file) the joints are written in range mode, as LeRobot < 0.5 recorded them; else in degrees.
     """
+    from datasets import disable_progress_bars
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # heavy import, only for this command
+
+    # The datasets library draws a bar for every saved episode, which buries ours (and ignores --no-progress).
+    disable_progress_bars()
 
     if out_dir.exists():
         raise FileExistsError(f"{out_dir}: already exists; choose a new --out folder")
