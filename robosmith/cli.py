@@ -917,7 +917,8 @@ def bc_train(
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Path | None, typer.Option(help="output folder (default: runs/bc/<dataset>-<policy>)")] = None,
 ) -> None:
-    """Train a LeRobot policy with lerobot-train, offline. Run it again to resume a stopped training."""
+    """Train a LeRobot policy with lerobot-train, offline. Run it again to resume a stopped training, or with a
+    larger --steps to train a finished one on from its last checkpoint."""
     from robosmith.bc.train import BCTrainSettings, train_bc
 
     settings = BCTrainSettings(policy=policy, inputs=inputs, steps=steps, batch_size=batch_size, learning_rate=lr,

@@ -316,9 +316,11 @@ def test_state_policy_trains_evaluates_and_resumes(bc_run, tmp_path):
     assert (config["chunk_size"], config["n_action_steps"]) == (6, 3)  # the settings reach LeRobot
     info = json.loads((bc_run / "bc_train.json").read_text())
     assert info["demonstrations"] == 2
-    # Run again on the same folder: LeRobot resumes from the last checkpoint instead of starting over.
-    train_bc(Path(info["dataset"]), bc_run, BCTrainSettings(steps=4, batch_size=8, save_every=4))
-    assert "--resume=true" in json.loads((bc_run / "bc_train.json").read_text())["command"]
+    # Run again on the same folder with more steps: LeRobot resumes from the last checkpoint and trains on.
+    train_bc(Path(info["dataset"]), bc_run, BCTrainSettings(steps=6, batch_size=8, save_every=4))
+    record = json.loads((bc_run / "bc_train.json").read_text())
+    assert "--resume=true" in record["command"] and "--steps=6" in record["command"] and record["steps"] == 6
+    assert (bc_run / "lerobot" / "checkpoints" / "000006").is_dir()
     assert find_pretrained_model(bc_run) == checkpoint
     result = evaluate_bc(bc_run, task, tmp_path / "eval", episodes=4, video_episodes=1, progress=False)
     assert result["episodes"] == 4 and 0.0 <= result["success_rate"] <= 1.0 and result["kind"] == "bc"

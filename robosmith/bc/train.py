@@ -137,7 +137,8 @@ def train_bc(dataset: Path, out_dir: Path, settings: BCTrainSettings) -> Path:
     """Train a LeRobot policy on `dataset`; returns the folder of the last checkpoint's policy.
 
     Run again on the same `out_dir` after a stop, it resumes from the last checkpoint with the settings the
-    training started with (LeRobot keeps them in the checkpoint).
+    training started with (LeRobot keeps them in the checkpoint); with more `steps` than it started with, it
+    trains on to that many (the learning rate is constant, so 8000 steps and then 8000 more are 16000 steps).
     """
     # Absolute paths: LeRobot stores them in the checkpoint, and a resume may start from another folder.
     dataset, out_dir = dataset.resolve(), out_dir.resolve()
@@ -151,6 +152,9 @@ def train_bc(dataset: Path, out_dir: Path, settings: BCTrainSettings) -> Path:
         record = json.loads(record_path.read_text())
         record["resumes"] = record.get("resumes", 0) + 1
         command = [_lerobot_train(), f"--config_path={last_config}", "--resume=true"]
+        if settings.steps > record["steps"]:  # asked for more steps: train on from the last checkpoint
+            record["steps"] = settings.steps
+            command.append(f"--steps={settings.steps}")
     else:
         shutil.rmtree(lerobot_dir, ignore_errors=True)  # stopped before its first checkpoint: nothing to keep
         data = _state_only_copy(dataset, out_dir / "dataset_state") if settings.inputs == "state" else dataset
