@@ -23,7 +23,6 @@ from robosmith.train.evaluate import play_episodes
 from robosmith.train.policy import load_policy
 
 RAISED = 0.02  # m above the cube's resting centre
-REST_Z = 0.0125  # the 2.5 cm cube's centre on the table
 
 
 def main() -> None:
@@ -43,11 +42,12 @@ def main() -> None:
     grasped, raised, over_zone = (torch.zeros(n, dtype=torch.bool) for _ in range(3))
     held_at_end = torch.zeros(n, dtype=torch.bool)
     zone_radius = float(task.params.get("zone_radius", 0.03))
+    rest_z = task.scene.cube_size / 2  # the cube's centre when it lies on the table
 
     def on_step() -> None:
         s = env.state
         held = (s.finger_contact[:, 0] > 0) & (s.finger_contact[:, 1] > 0)
-        up = held & (s.object_pos[:, 2] > REST_Z + RAISED)
+        up = held & (s.object_pos[:, 2] > rest_z + RAISED)
         grasped.logical_or_(held)
         raised.logical_or_(up)
         if s.goal_pos is not None:
