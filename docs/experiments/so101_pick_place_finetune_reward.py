@@ -1,6 +1,7 @@
 # so101_pick_place's reward with the placed cube worth 30 per step instead of 8, for finetuning a BC policy that
 # already places it (README, #19): with the task's weights, holding the cube over the zone pays about as much as
-# putting it down (grasp 1 + transport 4 + transport_fine 2 + lifted 2 against placed 8), and the residual learned to hold.
+# putting it down (grasp 1 + transport 4 + transport_fine 2 + lifted 2 against placed 8), and the residual
+# learned to hold.
 def compute_reward(s):
     components = {}
     components['reach'] = 1.0 * (1.0 - torch.tanh(torch.norm(s.ee_pos - s.object_pos, dim=-1) / 0.05))
