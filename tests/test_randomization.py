@@ -1,6 +1,7 @@
 """Domain randomization on the CPU backend: values drawn per environment at each reset, within their ranges,
 following the seed, and reaching each environment's physics (or its actuation and sensing path)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,9 +13,12 @@ from robosmith.cli import app
 from robosmith.robot.params import PARAMS
 from robosmith.robot.so101 import JOINT_NAMES
 from robosmith.sim.batched_env import BatchedEnv, EnvConfig
+from robosmith.sim.randomization import Randomizer
 from robosmith.task import load_task
-from robosmith.task.spec import DRParam, ResetConfig, SceneConfig
+from robosmith.task.spec import DRParam, RandomizedTraining, ResetConfig, SceneConfig
+from robosmith.train.curriculum import WINDOW
 from robosmith.train.env import TaskEnv
+from robosmith.train.widening import Widening
 
 RANGES = (
     DRParam("actuator_kp", 17.8, 8.0, 24.0),
@@ -253,3 +257,44 @@ def test_masses_set_per_environment_keep_contacts_stable():
     assert env.unstable_resets == 0
     env.close()
     compiled.close()
+
+
+def test_widening_ranges_start_at_the_nominal_world_and_grow_with_training_success():
+    spec = load_task("so101_lift")
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, randomized=RandomizedTraining(
+        widen_from=0.0, widen_step=0.5, widen_at=0.6)))
+    widening = Widening.for_run(spec, randomize=True)
+    assert Widening.for_run(spec, randomize=False) is None
+    assert Widening.for_run(load_task("so101_lift"), randomize=True) is None  # whole ranges from the start
+    env = TaskEnv(spec, lambda s: (s.joint_pos[:, 0], {}), 8, randomize=True, widening=widening)
+    kp = spec.domain_randomization[0]
+    assert kp.name == "actuator_kp"
+    first = drawn(env.sim)
+    np.testing.assert_allclose(first["actuator_kp"], kp.nominal)
+    assert not first["action_delay_steps"].any() and not first["joint_zero_offset"].any()
+
+    def iteration(successes, episodes):
+        env.recorder.successes.fill_(successes)
+        env.recorder.episodes.fill_(episodes)
+        return env.pop_stats()[1]["randomization_width"]
+
+    # Below widen_at, and a window not yet full, keep the width; ten iterations at 60% widen by one step.
+    assert [iteration(5, 10) for _ in range(WINDOW)] == [0.0] * WINDOW
+    assert [iteration(6, 10) for _ in range(WINDOW - 1)] == [0.0] * (WINDOW - 1)
+    assert iteration(6, 10) == 0.0 and env.sim.randomizer.width == 0.5
+    env.sim.reset(np.arange(8))
+    half = drawn(env.sim)["actuator_kp"]
+    low, high = kp.nominal - 0.5 * (kp.nominal - kp.low), kp.nominal + 0.5 * (kp.high - kp.nominal)
+    assert low <= half.min() < kp.nominal < half.max() <= high
+    assert [iteration(10, 10) for _ in range(2 * WINDOW)][-1] == 1.0 and env.sim.randomizer.width == 1.0
+    env.close()
+
+
+def test_a_narrowed_whole_number_range_keeps_whole_numbers_about_its_nominal_value():
+    randomizer = Randomizer((DRParam("action_delay_steps", 1.5, 0, 3),), seed=0)
+    randomizer.width = 0.0
+    assert set(randomizer.sample(50)["action_delay_steps"]) == {2.0}
+    randomizer.width = 0.4  # 0.9 to 2.1 steps
+    assert set(randomizer.sample(200)["action_delay_steps"]) == {1.0, 2.0}
+    randomizer.width = 1.0
+    assert set(randomizer.sample(200)["action_delay_steps"]) == {0.0, 1.0, 2.0, 3.0}

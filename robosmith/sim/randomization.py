@@ -25,6 +25,11 @@ class Randomizer:
         self.ranges = ranges
         # A stream apart from the resets' own (seed, 1): turning randomization on changes nothing else.
         self.rng = np.random.default_rng([seed, 1])
+        self.width = 1.0  # the fraction of each range drawn from, around its nominal value (widening ranges)
+
+    def bounds(self, p: DRParam) -> tuple[float, float]:
+        """The part of `p`'s range drawn from now: `width` of the way from the nominal value to each bound."""
+        return p.nominal - self.width * (p.nominal - p.low), p.nominal + self.width * (p.high - p.nominal)
 
     def sample(self, k: int) -> dict[str, np.ndarray]:
         """{name: (k,) or, for per-joint entries, (k, 6)} values within each range."""
@@ -32,10 +37,15 @@ class Randomizer:
         for p in self.ranges:
             entry = PARAMS[p.name]
             shape = (k, len(JOINT_NAMES)) if entry.per_joint else (k,)
+            low, high = self.bounds(p)
             if entry.integer:
-                out[p.name] = self.rng.integers(math.ceil(p.low), math.floor(p.high) + 1, size=shape).astype(float)
+                # A narrowed range keeps the nominal whole number (delay 0 to 0.6 steps: always 0).
+                low, high = math.ceil(low - 1e-9), math.floor(high + 1e-9)
+                if high < low:  # no whole number in a narrowed range about a fractional nominal value
+                    low = high = round(p.nominal)
+                out[p.name] = self.rng.integers(low, high + 1, size=shape).astype(float)
             else:
-                out[p.name] = self.rng.uniform(p.low, p.high, size=shape)
+                out[p.name] = self.rng.uniform(low, high, size=shape)
         return out
 
 

@@ -175,10 +175,21 @@ class RandomizedTraining:
     has 82% training success under its ranges at 4 min where the nominal world passes 95% in 90 s (README)."""
 
     max_minutes: float | None = None
+    # Widening ranges (robosmith.train.widening): training starts in worlds within `widen_from` of each range's
+    # width around its nominal value, and the ranges grow by `widen_step` each time training success over the last
+    # 10 iterations reaches `widen_at`, up to the whole range. 1.0: the whole range from the start.
+    widen_from: float = 1.0
+    widen_step: float = 0.1
+    widen_at: float = 0.7
 
     def __post_init__(self) -> None:
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes: must be above 0")
+        for name in ("widen_from", "widen_step", "widen_at"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
+        if self.widen_from < 1.0 and self.widen_step <= 0.0:
+            raise ValueError("widen_step: must be above 0 where widen_from is below 1")
 
 
 @dataclass(frozen=True)

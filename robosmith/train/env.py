@@ -24,6 +24,7 @@ from robosmith.task.load import eval_success
 from robosmith.task.spec import TaskSpec
 from robosmith.train.curriculum import Curriculum
 from robosmith.train.policy import Observation, PolicySpec
+from robosmith.train.widening import Widening
 
 
 class TaskEnv(VecEnv):
@@ -43,13 +44,18 @@ class TaskEnv(VecEnv):
         nthread: int = 0,
         randomize: bool = False,
         curriculum: Curriculum | None = None,
+        widening: Widening | None = None,
     ) -> None:
         self.task, self.reward_fn, self.auto_reset = task, reward_fn, auto_reset
-        self.curriculum = curriculum
+        self.curriculum, self.widening = curriculum, widening
         cfg = env_config(task, num_envs, seed)
         cfg.nthread = nthread
         randomization = task.domain_randomization if randomize else ()
         self.sim = BatchedEnv(task.scene, cfg, task.reset, task.has_goal, randomization)
+        if widening is not None and self.sim.randomizer is not None:
+            self.sim.randomizer.width = widening.width
+            self.sim.pop_sampled()  # the first worlds drawn again, from the narrowed ranges
+            self.sim.reset(np.arange(num_envs))
         self.num_envs = num_envs
         self.num_actions = 6
         self.max_episode_length = task.episode_length
@@ -131,8 +137,12 @@ class TaskEnv(VecEnv):
 
     def pop_stats(self) -> tuple[int, dict]:
         """(environment steps, statistics) since the last call: a trainer calls it once per iteration, which is
-        also when a curriculum may move on to its next stage."""
+        also when a curriculum may move on to its next stage and widening ranges may grow."""
         steps, summary = self.recorder.steps, self.recorder.summary()
+        if self.widening is not None and self.sim.randomizer is not None:
+            summary["randomization_width"] = self.sim.randomizer.width  # the width this iteration drew from
+            self.sim.randomizer.width = self.widening.end_iteration(int(self.recorder.successes),
+                                                                    int(self.recorder.episodes))
         self.recorder.clear()
         if self.curriculum is not None:
             summary.update(self.curriculum.end_iteration())

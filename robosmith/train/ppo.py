@@ -34,6 +34,7 @@ from robosmith.task import TaskSpec, task_from_dict
 from robosmith.tracking import Tracker, start_tracking
 from robosmith.train.curriculum import Curriculum
 from robosmith.train.env import TaskEnv
+from robosmith.train.widening import Widening
 
 CHECKPOINT_EVERY_S = 60.0
 ALGOS = ("ppo", "sac")
@@ -201,9 +202,11 @@ def start_run(task: TaskSpec, reward_body: str, run_dir: Path, settings: TrainSe
     }
     curriculum = Curriculum.for_run(task, reward_body)
     config["curriculum"] = curriculum.as_config() if curriculum else []  # the stages this run trained in
+    widening = Widening.for_run(task, settings.randomize)
+    config["widening"] = widening.as_config() if widening else None  # None: the whole ranges from the start
     write_json(run.config, config)
     env = TaskEnv(task, reward_loader(reward_body), settings.num_envs, seed=settings.seed, nthread=threads,
-                  randomize=settings.randomize, curriculum=curriculum)
+                  randomize=settings.randomize, curriculum=curriculum, widening=widening)
     if stagger:
         # Staggered episode starts keep resets (and success statistics) spread over every iteration.
         env.episode_length_buf = torch.randint(0, task.episode_length, (settings.num_envs,), generator=env.noise_gen)
