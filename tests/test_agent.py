@@ -269,8 +269,10 @@ def test_pool_records_timeouts_and_crashes_and_goes_on(tmp_path):
             job["reward_file"] = "missing.py"
         write_json(folder / "job.json", job)
     # The slow one hits its time limit while the broken one crashes beside it; neither stops the pool.
+    # The limit leaves the broken worker time to start (importing torch and MuJoCo took over 15 s on a
+    # machine with two trainings beside the tests) so that it crashes before it could time out.
     limits = TrainerLimits(cpu_s=600, memory_mb=4096)
-    train_candidates([folders["slow"], folders["broken"]], parallel=2, timeout_s=15, limits=limits)
+    train_candidates([folders["slow"], folders["broken"]], parallel=2, timeout_s=45, limits=limits)
     train_candidates([folders["fine"]], parallel=1, timeout_s=600, limits=limits)
     results = {n: json.loads((f / "result.json").read_text()) for n, f in folders.items()}
     assert results["slow"]["status"] == "timeout" and "time limit" in results["slow"]["reason"]
