@@ -143,6 +143,21 @@ def _pick_place_path() -> SimState:
 LIFT_FIRST = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "so101_pick_place_lift_first.yaml"
 
 
+LIFT_WIDENING = LIFT_FIRST.with_name("so101_lift_widening.yaml")
+
+
+def test_the_widening_experiment_is_the_library_lift_with_widening_and_the_last_two_actions():
+    # The README's #14 figures come from this file: it must stay the library's lift but for what it says it changes.
+    library, experiment = load_task("so101_lift").to_dict(), load_task(LIFT_WIDENING).to_dict()
+    changed = {k for k in library if library[k] != experiment[k]}
+    assert changed == {"observations", "train"}, changed
+    assert experiment["observations"] == library["observations"] + ["prev_action"]
+    widening = experiment["train"].pop("randomized")
+    library["train"].pop("randomized")
+    assert experiment["train"] == library["train"]
+    assert widening["widen_from"] == 0.0 and widening["widen_at"] == 0.5
+
+
 def test_pick_place_reward_pays_only_a_held_cube_for_moving_and_most_for_the_cube_put_down():
     # The library's grasp-gated reward: each step towards the zone with the cube in both jaws pays more, lifted or
     # slid; the same cube pushed without a grasp earns nothing for it; put down in the zone beats held above it.
