@@ -143,6 +143,9 @@ def train(
     typer.echo(
         f"trained {last['iteration'] + 1} iterations, {last['env_steps']} env steps in {last['wall_s']:.0f} s"
     )
+    if last.get("randomization_width", 1.0) < 1.0:
+        typer.echo(f"note: training ended at {last['randomization_width']:.0%} of the randomization ranges' width "
+                   "(train.randomized.widen_at was not reached often enough): the policy never saw the whole ranges")
     result = evaluate_run(run_dir, episodes=settings.eval_episodes, progress=progress)
     _print_eval(run_dir, result)
 

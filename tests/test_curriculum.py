@@ -9,8 +9,9 @@ from robosmith.contract.state import SimState
 from robosmith.runs import read_metrics
 from robosmith.task import eval_success, load_task
 from robosmith.task.spec import CurriculumStage
-from robosmith.train.curriculum import WINDOW, Curriculum
+from robosmith.train.curriculum import Curriculum
 from robosmith.train.ppo import TrainSettings, train
+from robosmith.train.success_window import WINDOW
 
 TASK_SUCCESS = "s.object_pos[:, 2] < 0.02"  # the task's success in these tests: the cube on the table
 LIFT_FIRST = (

@@ -15,9 +15,9 @@ from robosmith.robot.so101 import JOINT_NAMES
 from robosmith.sim.batched_env import BatchedEnv, EnvConfig
 from robosmith.sim.randomization import Randomizer
 from robosmith.task import load_task
-from robosmith.task.spec import DRParam, RandomizedTraining, ResetConfig, SceneConfig
-from robosmith.train.curriculum import WINDOW
+from robosmith.task.spec import DRParam, RandomizedTraining, ResetConfig, SceneConfig, with_robot_params
 from robosmith.train.env import TaskEnv
+from robosmith.train.success_window import WINDOW
 from robosmith.train.widening import Widening
 
 RANGES = (
@@ -273,9 +273,11 @@ def test_widening_ranges_start_at_the_nominal_world_and_grow_with_training_succe
     np.testing.assert_allclose(first["actuator_kp"], kp.nominal)
     assert not first["action_delay_steps"].any() and not first["joint_zero_offset"].any()
 
-    def iteration(successes, episodes):
-        env.recorder.successes.fill_(successes)
-        env.recorder.episodes.fill_(episodes)
+    def iteration(successes, episodes, drawn_at=None):
+        # Episodes that end in worlds drawn at `drawn_at` (default: the current width).
+        width = widening.width if drawn_at is None else drawn_at
+        widening.record(torch.arange(episodes) < successes, torch.ones(episodes, dtype=torch.bool),
+                        torch.full((episodes,), width, dtype=torch.float64))
         return env.pop_stats()[1]["randomization_width"]
 
     # Below widen_at, and a window not yet full, keep the width; ten iterations at 60% widen by one step.
@@ -283,11 +285,24 @@ def test_widening_ranges_start_at_the_nominal_world_and_grow_with_training_succe
     assert [iteration(6, 10) for _ in range(WINDOW - 1)] == [0.0] * (WINDOW - 1)
     assert iteration(6, 10) == 0.0 and env.sim.randomizer.width == 0.5
     env.sim.reset(np.arange(8))
+    assert (env.sim.drawn_width == 0.5).all()
     half = drawn(env.sim)["actuator_kp"]
     low, high = kp.nominal - 0.5 * (kp.nominal - kp.low), kp.nominal + 0.5 * (kp.high - kp.nominal)
     assert low <= half.min() < kp.nominal < half.max() <= high
+    # Episodes still running in worlds drawn before the step do not judge the wider ranges.
+    assert [iteration(10, 10, drawn_at=0.0) for _ in range(2 * WINDOW)] == [0.5] * (2 * WINDOW)
     assert [iteration(10, 10) for _ in range(2 * WINDOW)][-1] == 1.0 and env.sim.randomizer.width == 1.0
     env.close()
+
+
+def test_widening_in_steps_of_a_tenth_reaches_exactly_the_whole_ranges_after_ten_steps():
+    widening = Widening(0.0, 0.1, 0.5)
+    widths = []
+    while widening.width < 1.0 and len(widths) < 200:
+        widening.record(torch.ones(4, dtype=torch.bool), torch.ones(4, dtype=torch.bool),
+                        torch.full((4,), widening.width, dtype=torch.float64))
+        widths.append(widening.end_iteration()["randomization_width"])
+    assert len(widths) == 10 * WINDOW and widening.width == 1.0
 
 
 def test_a_narrowed_whole_number_range_keeps_whole_numbers_about_its_nominal_value():
@@ -298,3 +313,33 @@ def test_a_narrowed_whole_number_range_keeps_whole_numbers_about_its_nominal_val
     assert set(randomizer.sample(200)["action_delay_steps"]) == {1.0, 2.0}
     randomizer.width = 1.0
     assert set(randomizer.sample(200)["action_delay_steps"]) == {0.0, 1.0, 2.0, 3.0}
+
+
+def test_whole_numbers_widen_gradually_and_are_equally_likely_over_the_whole_range():
+    # A lag of 0 in [0, 3] steps: one more step of lag reaches a growing share of worlds, not half of them at once.
+    randomizer = Randomizer((DRParam("action_delay_steps", 0, 0, 3),), seed=0)
+    shares = []
+    for width in (0.1, 0.2, 0.3):
+        randomizer.width = width
+        shares.append(float((randomizer.sample(4000)["action_delay_steps"] > 0).mean()))
+    assert shares[0] == 0.0 and 0.15 < shares[1] < 0.35 and shares[1] < shares[2] < 0.6, shares
+    randomizer.width = 1.0
+    counts = np.bincount(randomizer.sample(8000)["action_delay_steps"].astype(int), minlength=4)
+    assert len(counts) == 4 and (np.abs(counts / 8000 - 0.25) < 0.03).all(), counts
+
+
+
+
+def test_ranges_centre_on_a_robot_params_file_so_widening_starts_from_that_arm():
+    friction = [0.05, 0.1, 0.1, 0.05, 0.05, 0.05]
+    task = with_robot_params(load_task("so101_lift"), {"actuator_kp": 9.0, "joint_frictionloss": friction,
+                                                       "cube_mass": 0.2})
+    ranges = {p.name: p for p in task.domain_randomization}
+    assert ranges["actuator_kp"] == DRParam("actuator_kp", 9.0, 7.0, 24.0)
+    assert ranges["joint_frictionloss"].nominal == pytest.approx(np.mean(friction))
+    assert ranges["cube_mass"] == DRParam("cube_mass", 0.2, 0.01, 0.2)  # beyond the task's range: it grows
+    randomizer = Randomizer(task.domain_randomization, seed=0)
+    randomizer.width = 0.0
+    drawn_at_start = randomizer.sample(4)
+    np.testing.assert_allclose(drawn_at_start["actuator_kp"], 9.0)
+    np.testing.assert_allclose(drawn_at_start["cube_mass"], 0.2)

@@ -30,7 +30,7 @@ from robosmith.sim2real.gap import gap_report, replay
 from robosmith.sim2real.sysid import DEFAULT_PARAMS, axis_of, identify
 from robosmith.sim2real.video_gap import read_background, video_gap
 from robosmith.task.load import dr_ranges
-from robosmith.task.spec import DRParam, SceneConfig, TaskSpec, with_robot_params
+from robosmith.task.spec import DRParam, SceneConfig, TaskSpec, centred_on, with_robot_params
 
 REAL_DIR = "real"
 
@@ -82,12 +82,7 @@ def centred(task: TaskSpec, fitted: dict, proposed: list[dict]) -> tuple[DRParam
     """The task's randomization with the critique's ranges, each fitted value inside its range."""
     ranges = {p.name: p.as_dict() for p in task.domain_randomization}
     ranges.update({r["name"]: dict(r) for r in proposed})
-    for name, value in fitted.items():
-        if name in ranges:
-            low, high = ranges[name]["bounds"]
-            ranges[name]["bounds"] = [min(low, value), max(high, value)]
-            ranges[name]["nominal"] = value
-    return dr_ranges(list(ranges.values()), "randomization centred on the fit")
+    return centred_on(dr_ranges(list(ranges.values()), "randomization centred on the fit"), fitted)
 
 
 def read_the_gap(run_dir: Path, task: TaskSpec, dataset: Path, units: str | None, calibration: Path | None,

@@ -138,6 +138,7 @@ class BatchedEnv:
         self.cube_half = np.full(n, scene.cube_size / 2)
         self.randomizer = Randomizer(randomization, cfg.seed) if randomization else None
         self._sampled: dict[str, list[np.ndarray]] = {p.name: [] for p in randomization}
+        self.drawn_width = np.ones(n)  # the randomization width each environment's world was drawn at
         if scene.effects:
             self.set_physics(dict(scene.effects))
         self.reset(np.arange(n))
@@ -224,6 +225,7 @@ class BatchedEnv:
         k, rc, m = ids.size, self.reset_cfg, self.model
         if self.randomizer is not None:
             values = self.randomizer.sample(k)
+            self.drawn_width[ids] = self.randomizer.width
             self.set_physics(values, ids)
             for name, v in values.items():
                 self._sampled[name].append(v)

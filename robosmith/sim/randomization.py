@@ -39,11 +39,12 @@ class Randomizer:
             shape = (k, len(JOINT_NAMES)) if entry.per_joint else (k,)
             low, high = self.bounds(p)
             if entry.integer:
-                # A narrowed range keeps the nominal whole number (delay 0 to 0.6 steps: always 0).
-                low, high = math.ceil(low - 1e-9), math.floor(high + 1e-9)
-                if high < low:  # no whole number in a narrowed range about a fractional nominal value
-                    low = high = round(p.nominal)
-                out[p.name] = self.rng.integers(low, high + 1, size=shape).astype(float)
+                # Whole numbers: the range widened by half a step each side, drawn and rounded. At the whole
+                # width each whole number of the range is as likely; while widening, the share of worlds at
+                # the next number (one more step of lag) grows with the width instead of jumping.
+                half = 0.5 * self.width
+                drawn = np.rint(self.rng.uniform(low - half, high + half, size=shape))
+                out[p.name] = np.clip(drawn, math.ceil(p.low), math.floor(p.high))
             else:
                 out[p.name] = self.rng.uniform(low, high, size=shape)
         return out

@@ -287,4 +287,18 @@ def with_robot_params(task: TaskSpec, values: dict) -> TaskSpec:
     effects = {**task.scene.effects, **{k: v for k, v in values.items() if PARAMS[k].where == "effect"}}
     scene = dataclasses.replace(task.scene, robot=robot_params_of(values, task.scene.robot), effects=effects,
                                 **scene_values)
-    return dataclasses.replace(task, scene=scene)
+    return dataclasses.replace(task, scene=scene, domain_randomization=centred_on(task.domain_randomization, values))
+
+
+def centred_on(ranges: tuple[DRParam, ...], values: dict) -> tuple[DRParam, ...]:
+    """Randomization ranges about an arm as identified: each named range's nominal value becomes the value (the
+    mean of one per joint) and its bounds grow to hold it, so that ranges which widen as training succeeds start
+    from that arm, not from the task file's."""
+    out = []
+    for p in ranges:
+        if p.name in values:
+            v = values[p.name]
+            vs = [float(x) for x in v] if isinstance(v, list | tuple) else [float(v)]
+            p = DRParam(p.name, sum(vs) / len(vs), min(p.low, *vs), max(p.high, *vs))
+        out.append(p)
+    return tuple(out)

@@ -1,9 +1,9 @@
 """Training a task's own reward in stages: a task file's `train.curriculum`.
 
 A stage pays some of the reward's terms (pick and place: first the lift task's reach, grasp and lift) and has a
-goal of its own (the cube held 4 cm up). Once the stage's training success over the last `WINDOW` iterations
-reaches its `advance_at`, training moves on to the next stage, with the same networks; the last stage trains
-the whole reward towards the task's success. Evaluation always measures the task's success.
+goal of its own (the cube held 4 cm up). Once the stage's training success over the last ten iterations
+(`success_window`) reaches its `advance_at`, training moves on to the next stage, with the same networks; the
+last stage trains the whole reward towards the task's success. Evaluation always measures the task's success.
 
 Why stages: a reward whose late stages pay much more than its early ones (a cube put down in the zone: 40 per
 step, against at most 2 for reaching and grasping) is dominated early on by what random motion earns from the
@@ -13,15 +13,13 @@ late stages (pushing the cube into the zone by chance), which teaches flailing, 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 
 import torch
 
 from robosmith.contract.state import SimState
 from robosmith.task.load import eval_success
 from robosmith.task.spec import CurriculumStage, TaskSpec
-
-WINDOW = 10  # iterations over which a stage's success is measured before it may move on
+from robosmith.train.success_window import SuccessWindow
 
 
 class Curriculum:
@@ -30,9 +28,7 @@ class Curriculum:
     def __init__(self, stages: tuple[CurriculumStage, ...]) -> None:
         self.stages = stages
         self.index = 0
-        self.window: deque[tuple[int, int]] = deque(maxlen=WINDOW)  # (successes, episodes) per iteration
-        self.successes = torch.zeros((), dtype=torch.long)
-        self.episodes = torch.zeros((), dtype=torch.long)
+        self.window = SuccessWindow()  # the current stage's
 
     @staticmethod
     def for_run(task: TaskSpec, reward_body: str) -> Curriculum | None:
@@ -56,20 +52,15 @@ class Curriculum:
         """Count the stage's successes among the episodes that end at this step; `task_success`, which the
         environment has already evaluated, is the success of a stage without its own."""
         ok = eval_success(self.stage.success, s) if self.stage.success else task_success
-        self.successes += (ok & ended).sum()
-        self.episodes += ended.sum()
+        self.window.record(ok, ended)
 
     def end_iteration(self) -> dict:
         """The iteration's `curriculum_stage` (index) and `stage_success` for metrics.jsonl; then moves on to the
         next stage if this one has reached its `advance_at` over a full window."""
-        self.window.append((int(self.successes), int(self.episodes)))
-        self.successes.zero_()
-        self.episodes.zero_()
-        episodes = sum(n for _, n in self.window)
-        rate = sum(k for k, _ in self.window) / episodes if episodes else None
+        rate = self.window.end_iteration()
         row = {"curriculum_stage": self.index, "stage_success": rate}
         advance_at = self.stage.advance_at
-        if advance_at is not None and rate is not None and len(self.window) == WINDOW and rate >= advance_at:
+        if advance_at is not None and rate is not None and self.window.full and rate >= advance_at:
             self.index += 1
             self.window.clear()
         return row

@@ -117,6 +117,8 @@ class TaskEnv(VecEnv):
         if self.curriculum is not None:
             reward = self.curriculum.reward(reward, components)
             self.curriculum.record(s, time_out & ~unstable, success)
+        if self.widening is not None:
+            self.widening.record(success, time_out & ~unstable, torch.from_numpy(self.sim.drawn_width))
         reward = self.recorder.record(reward, components, time_out, success, s.episode_step, unstable)
         time_out = time_out & ~unstable
         dones = time_out | unstable
@@ -140,9 +142,8 @@ class TaskEnv(VecEnv):
         also when a curriculum may move on to its next stage and widening ranges may grow."""
         steps, summary = self.recorder.steps, self.recorder.summary()
         if self.widening is not None and self.sim.randomizer is not None:
-            summary["randomization_width"] = self.sim.randomizer.width  # the width this iteration drew from
-            self.sim.randomizer.width = self.widening.end_iteration(int(self.recorder.successes),
-                                                                    int(self.recorder.episodes))
+            summary.update(self.widening.end_iteration())
+            self.sim.randomizer.width = self.widening.width
         self.recorder.clear()
         if self.curriculum is not None:
             summary.update(self.curriculum.end_iteration())
