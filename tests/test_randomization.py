@@ -272,6 +272,11 @@ def test_widening_ranges_start_at_the_nominal_world_and_grow_with_training_succe
     first = drawn(env.sim)
     np.testing.assert_allclose(first["actuator_kp"], kp.nominal)
     assert not first["action_delay_steps"].any() and not first["joint_zero_offset"].any()
+    # Stepping through an episode counts every environment's ended episode towards the width it was drawn at.
+    for _ in range(spec.episode_length):
+        env.step(torch.zeros(8, 6))
+    assert int(widening.window.episodes) == 8 and int(widening.window.successes) == 0
+    widening.window.episodes.zero_()
 
     def iteration(successes, episodes, drawn_at=None):
         # Episodes that end in worlds drawn at `drawn_at` (default: the current width).
