@@ -130,7 +130,8 @@ def train(
     from robosmith.train.ppo import TrainSettings
     from robosmith.train.ppo import train as train_policy
 
-    spec = _with_randomization(_with_robot_params(load_task(task), robot_params), dr, randomize)
+    # The arm's values last: they centre whichever ranges train, the task's or a --dr file's.
+    spec = _with_robot_params(_with_randomization(load_task(task), dr, randomize), robot_params)
     spec = _with_camera(spec, camera, background)
     settings = TrainSettings.from_task(
         spec, max_minutes=minutes, max_iterations=iterations, num_envs=num_envs, seed=seed,

@@ -14,7 +14,7 @@ from robosmith.robot.params import PARAMS
 from robosmith.robot.so101 import JOINT_NAMES
 from robosmith.sim.batched_env import BatchedEnv, EnvConfig
 from robosmith.sim.randomization import Randomizer
-from robosmith.task import load_task
+from robosmith.task import load_task, task_from_dict
 from robosmith.task.spec import DRParam, RandomizedTraining, ResetConfig, SceneConfig, with_robot_params
 from robosmith.train.env import TaskEnv
 from robosmith.train.success_window import WINDOW
@@ -331,6 +331,12 @@ def test_whole_numbers_widen_gradually_and_are_equally_likely_over_the_whole_ran
     randomizer.width = 1.0
     counts = np.bincount(randomizer.sample(8000)["action_delay_steps"].astype(int), minlength=4)
     assert len(counts) == 4 and (np.abs(counts / 8000 - 0.25) < 0.03).all(), counts
+    # Bounds between whole numbers hold the whole numbers inside them, each as likely, whatever the width.
+    for width in (0.99, 1.0):
+        randomizer = Randomizer((DRParam("action_delay_steps", 2, 0.5, 3),), seed=0)
+        randomizer.width = width
+        counts = np.bincount(randomizer.sample(9000)["action_delay_steps"].astype(int), minlength=4)
+        assert counts[0] == 0 and (np.abs(counts[1:] / 9000 - 1 / 3) < 0.03).all(), (width, counts)
 
 
 
@@ -343,6 +349,9 @@ def test_ranges_centre_on_a_robot_params_file_so_widening_starts_from_that_arm()
     assert ranges["actuator_kp"] == DRParam("actuator_kp", 9.0, 7.0, 24.0)
     assert ranges["joint_frictionloss"].nominal == pytest.approx(np.mean(friction))
     assert ranges["cube_mass"] == DRParam("cube_mass", 0.2, 0.01, 0.2)  # beyond the task's range: it grows
+    # Six equal values at a bound centre the range on that bound exactly, and the run's saved task reads back.
+    at_bound = with_robot_params(load_task("so101_lift"), {"joint_frictionloss": [0.2] * 6})
+    assert task_from_dict(at_bound.to_dict()).domain_randomization == at_bound.domain_randomization
     randomizer = Randomizer(task.domain_randomization, seed=0)
     randomizer.width = 0.0
     drawn_at_start = randomizer.sample(4)

@@ -39,15 +39,24 @@ class Randomizer:
             shape = (k, len(JOINT_NAMES)) if entry.per_joint else (k,)
             low, high = self.bounds(p)
             if entry.integer:
-                # Whole numbers: the range widened by half a step each side, drawn and rounded. At the whole
-                # width each whole number of the range is as likely; while widening, the share of worlds at
-                # the next number (one more step of lag) grows with the width instead of jumping.
-                half = 0.5 * self.width
-                drawn = np.rint(self.rng.uniform(low - half, high + half, size=shape))
-                out[p.name] = np.clip(drawn, math.ceil(p.low), math.floor(p.high))
+                out[p.name] = self._whole_numbers(p, shape)
             else:
                 out[p.name] = self.rng.uniform(low, high, size=shape)
         return out
+
+    def _whole_numbers(self, p: DRParam, shape: tuple[int, ...]) -> np.ndarray:
+        """Whole numbers of `p`'s range, each as likely at the whole width. Narrowed (widening ranges), the range of
+        whole numbers widened by half a step each side is drawn from and rounded, so the share of worlds at the
+        next number (one more step of lag) grows with the width instead of jumping."""
+        first, last = math.ceil(p.low), math.floor(p.high)
+        if last < first:  # no whole number in the range: the one nearest its nominal value
+            return np.full(shape, float(round(p.nominal)))
+        if self.width >= 1.0:  # the draw of runs without widening, unchanged: their seeds draw what they drew
+            return self.rng.integers(first, last + 1, size=shape).astype(float)
+        w = self.width
+        low, high = p.nominal - w * (p.nominal - first), p.nominal + w * (last - p.nominal)
+        drawn = np.rint(self.rng.uniform(low - 0.5 * w, high + 0.5 * w, size=shape))
+        return np.clip(drawn, first, last) + 0.0  # + 0.0: no -0.0 from a draw just below zero
 
 
 def sample_statistics(samples: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:

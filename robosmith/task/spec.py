@@ -7,6 +7,7 @@ re-checks it. Lengths in m, angles in rad, masses in kg, times in s.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,14 +292,16 @@ def with_robot_params(task: TaskSpec, values: dict) -> TaskSpec:
 
 
 def centred_on(ranges: tuple[DRParam, ...], values: dict) -> tuple[DRParam, ...]:
-    """Randomization ranges about an arm as identified: each named range's nominal value becomes the value (the
-    mean of one per joint) and its bounds grow to hold it, so that ranges which widen as training succeeds start
-    from that arm, not from the task file's."""
+    """Randomization ranges about an arm as identified: each named range's nominal value becomes the value and its
+    bounds grow to hold it, so that ranges which widen as training succeeds start from that arm, not from the task
+    file's. A range is one number for all joints: values per joint centre it on their mean."""
     out = []
     for p in ranges:
         if p.name in values:
             v = values[p.name]
             vs = [float(x) for x in v] if isinstance(v, list | tuple) else [float(v)]
-            p = DRParam(p.name, sum(vs) / len(vs), min(p.low, *vs), max(p.high, *vs))
+            low, high = min(p.low, *vs), max(p.high, *vs)
+            # Clamped: the mean of six equal values can come out a rounding step above them.
+            p = DRParam(p.name, min(max(math.fsum(vs) / len(vs), low), high), low, high)
         out.append(p)
     return tuple(out)
