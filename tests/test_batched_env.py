@@ -25,6 +25,18 @@ def test_state_shapes_follow_the_contract():
     np.testing.assert_allclose(torch.norm(s.ee_quat, dim=1), 1.0, atol=1e-5)
 
 
+def test_the_state_holds_the_last_three_actions_newest_first_and_a_reset_clears_them():
+    env = make_env(3)
+    actions = [torch.full((3, 6), v) for v in (0.1, -0.2, 0.3, 0.4)]
+    for a in actions:
+        s, _ = env.step(a)
+    assert torch.equal(s.action, actions[3]) and torch.equal(s.prev_action, actions[2])
+    assert torch.equal(s.prev_prev_action, actions[1])
+    env.reset(np.array([1]))
+    s = env.state()
+    assert not s.prev_prev_action[1].any() and torch.equal(s.prev_prev_action[0], actions[1][0])
+
+
 def test_partial_reset_touches_only_the_given_environments():
     env = make_env(4)
     for _ in range(10):

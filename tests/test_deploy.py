@@ -48,11 +48,13 @@ class ScriptedPolicy:
         self.spec = PolicySpec("scripted", task.name, task.description, tuple(fields), task.control_hz)
         self.actions, self.fail_at = [torch.as_tensor(a, dtype=torch.float32) for a in actions], fail_at
         self.t = self.calls = 0
+        self.states = []  # what it was given, step by step
 
     def reset(self, env_ids=None):
         self.t = 0
 
     def act(self, observation):
+        self.states.append(observation.state)
         self.t += 1
         self.calls += 1  # over every episode (the rehearsal's too)
         if self.fail_at is not None and self.calls > self.fail_at:
@@ -171,6 +173,21 @@ def test_nan_stops_the_episode_and_the_arm_holds(emulated):
                                          np.array([0.25, 0.0, 0.1]), realtime=False)
     assert (steps, stopped) == (1, "non_finite")
     assert len(arm.bus_log()) - before == 12  # one command, then the hold: six goals each, nothing after
+
+
+def test_the_policy_reads_its_last_three_actions_on_the_arm_as_in_simulation(emulated):
+    arm, robot, calibration = emulated
+    short = dataclasses.replace(load_task("so101_reach"), episode_length=5)
+    played = [[0.01 * (i + 1)] * 6 for i in range(5)]
+    policy = ScriptedPolicy(short, played)
+    layer = SafetyLayer.for_arm(short.safety, short.control_hz, calibration)
+    steps, _, stopped = run_episode(Arm(robot, calibration, False), policy, short, layer, StateBuilder(short), None,
+                                    np.array([0.25, 0.0, 0.1]), realtime=False)
+    assert (steps, stopped) == (5, None)
+    last = policy.states[4]  # before the fifth action: the fourth, third and second, newest first
+    for field, i in (("action", 3), ("prev_action", 2), ("prev_prev_action", 1)):
+        np.testing.assert_allclose(getattr(last, field)[0].numpy(), played[i], rtol=1e-6, err_msg=field)
+    assert not policy.states[1].prev_prev_action.any() and policy.states[1].action[0, 0] == pytest.approx(0.01)
 
 
 def test_hot_servo_stops_the_episode(emulated):
@@ -306,11 +323,11 @@ def test_state_builder_reads_the_cube_from_the_robots_camera(tmp_path):
         builder.start_episode()
         _, degrees, images = arm.read()
         zeros = torch.zeros(1, 6)
-        s = builder.build(degrees, None, zeros, zeros, 0, None, images)
+        s = builder.build(degrees, None, [zeros] * 3, 0, None, images)
         truth = robot.sim_state().object_pos[0].numpy()
         assert np.linalg.norm(s.object_pos[0].numpy() - truth) < 0.005
     with pytest.raises(DeployError, match="no 'front' camera frame"):
-        builder.build(degrees, None, zeros, zeros, 1, None, {})
+        builder.build(degrees, None, [zeros] * 3, 1, None, {})
     robot.disconnect()
 
 

@@ -389,6 +389,21 @@ def test_delta_action_tasks_are_refused_by_name(tmp_path):
         export_package(task, task.reference_reward_body(), tmp_path, ExportOptions("mjlab"))
 
 
+def test_tasks_reading_the_third_last_action_are_refused_by_name(tmp_path):
+    import dataclasses
+
+    from robosmith.engines.export import ExportError
+
+    task = load_task("so101_reach")
+    observing = dataclasses.replace(task, observations=(*task.observations, "prev_prev_action"))
+    with pytest.raises(ExportError, match="so101_reach: observations: prev_prev_action is kept by the CPU backend"):
+        export_package(observing, task.reference_reward_body(), tmp_path, ExportOptions("mjlab"))
+    body = "return -torch.sum((s.prev_action - s.prev_prev_action) ** 2, dim=-1), {}"
+    with pytest.raises(ExportError, match="so101_reach: reward: reads s.prev_prev_action"):
+        export_package(task, body, tmp_path, ExportOptions("isaaclab"))
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_bench_train_measures_both_backends_in_one_run(mjlab_python, tmp_path):
     from typer.testing import CliRunner

@@ -15,7 +15,8 @@ from robosmith.robot.so101 import JOINT_NAMES
 from robosmith.sim.batched_env import BatchedEnv, EnvConfig
 from robosmith.sim.randomization import Randomizer
 from robosmith.task import load_task, task_from_dict
-from robosmith.task.spec import DRParam, RandomizedTraining, ResetConfig, SceneConfig, with_robot_params
+from robosmith.task.load import load_randomization_file
+from robosmith.task.spec import DRParam, RandomizedTraining, ResetConfig, SceneConfig, centred_on, with_robot_params
 from robosmith.train.env import TaskEnv
 from robosmith.train.success_window import WINDOW
 from robosmith.train.widening import Widening
@@ -198,7 +199,13 @@ def test_train_samples_the_task_randomization_and_records_it(tmp_path):
     ("- {name: cube_mass, nominal: 0.03, bounds: [0.01, 3.0]}\n",
      "dr.yaml[0].bounds: [0.01, 3] must be an interval within the physical bounds of cube_mass"),
     ("- {name: cube_mass, nominal: 0.5, bounds: [0.01, 0.1]}\n", "dr.yaml[0].nominal: must be a number within"),
-    ("- {name: cube_mass, bounds: [0.01, 0.1]}\n", "dr.yaml[0]: needs exactly the keys name, nominal, bounds"),
+    ("- {name: cube_mass, bounds: [0.01, 0.1]}\n", "dr.yaml[0]: needs the keys name, nominal, bounds"),
+    ("- {name: cube_mass, nominal: 0.03, bounds: [0.01, 0.1], distribution: gauss}\n",
+     "dr.yaml[0].distribution: 'gauss' is not one of uniform, log_uniform"),
+    ("- {name: joint_frictionloss, nominal: 0.05, bounds: [0.0, 0.2], distribution: log_uniform}\n",
+     "dr.yaml[0].distribution: log_uniform needs a range of positive, not whole, numbers"),
+    ("- {name: action_delay_steps, nominal: 1, bounds: [1, 3], distribution: log_uniform}\n",
+     "dr.yaml[0].distribution: log_uniform needs a range of positive, not whole, numbers"),
     ("- {name: action_delay_steps, nominal: 0.5, bounds: [0.2, 0.8]}\n", "holds no whole number of control steps"),
     ("cube_mass: [0.01\n", "dr.yaml: not valid YAML"),
     ("{a: 1}\n", "dr.yaml: must be a list of {name, nominal, bounds}"),
@@ -339,6 +346,28 @@ def test_whole_numbers_widen_gradually_and_are_equally_likely_over_the_whole_ran
         assert counts[0] == 0 and (np.abs(counts[1:] / 9000 - 1 / 3) < 0.03).all(), (width, counts)
 
 
+
+
+def test_log_uniform_ranges_draw_as_many_values_in_each_decade_part_and_widen_in_the_logarithm(tmp_path):
+    mass = DRParam("cube_mass", 0.03, 0.01, 0.1, "log_uniform")
+    randomizer = Randomizer((mass, DRParam("cube_friction", 1.0, 0.4, 1.5)), seed=0)
+    values = randomizer.sample(20000)["cube_mass"]
+    assert values.min() >= 0.01 and values.max() <= 0.1
+    # Half the draws below the geometric middle (31.6 g); uniform draws would put 24% there.
+    assert abs(float((values < np.sqrt(0.01 * 0.1)).mean()) - 0.5) < 0.02
+    assert abs(float((values < 0.03).mean()) - np.log(3) / np.log(10)) < 0.02
+    randomizer.width = 0.5  # half of the way in the logarithm: 0.03 x (1/3)^0.5 to 0.03 x (10/3)^0.5
+    narrowed = randomizer.sample(4000)["cube_mass"]
+    assert narrowed.min() >= 0.03 / np.sqrt(3) - 1e-12 and narrowed.max() <= 0.03 * np.sqrt(10 / 3) + 1e-12
+    assert narrowed.min() < 0.0185 and narrowed.max() > 0.053
+    randomizer.width = 0.0
+    np.testing.assert_allclose(randomizer.sample(8)["cube_mass"], 0.03)
+    # The distribution is in the file's schema, the run's config and a range centred on a robot-params file.
+    dr = tmp_path / "dr.yaml"
+    dr.write_text("- {name: cube_mass, nominal: 0.03, bounds: [0.01, 0.1], distribution: log_uniform}\n")
+    assert load_randomization_file(dr) == (mass,)
+    assert mass.as_dict()["distribution"] == "log_uniform" and "distribution" not in RANGES[0].as_dict()
+    assert centred_on((mass,), {"cube_mass": 0.05}) == (DRParam("cube_mass", 0.05, 0.01, 0.1, "log_uniform"),)
 
 
 def test_ranges_centre_on_a_robot_params_file_so_widening_starts_from_that_arm():

@@ -146,12 +146,16 @@ LIFT_FIRST = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "so1
 LIFT_WIDENING = LIFT_FIRST.with_name("so101_lift_widening.yaml")
 
 
-def test_the_widening_experiment_is_the_library_lift_with_widening_and_the_last_two_actions():
+def test_the_widening_experiment_is_the_library_lift_with_widening_three_actions_and_log_uniform_mass():
     # The README's #14 figures come from this file: it must stay the library's lift but for what it says it changes.
     library, experiment = load_task("so101_lift").to_dict(), load_task(LIFT_WIDENING).to_dict()
     changed = {k for k in library if library[k] != experiment[k]}
-    assert changed == {"observations", "train"}, changed
-    assert experiment["observations"] == library["observations"] + ["prev_action"]
+    assert changed == {"observations", "train", "domain_randomization"}, changed
+    assert experiment["observations"] == library["observations"] + ["prev_action", "prev_prev_action"]
+    mass = {"name": "cube_mass", "nominal": 0.03, "bounds": [0.01, 0.1]}
+    assert [p for p in library["domain_randomization"] if p["name"] == "cube_mass"] == [mass]
+    assert experiment["domain_randomization"] == [
+        {**p, "distribution": "log_uniform"} if p == mass else p for p in library["domain_randomization"]]
     widening = experiment["train"].pop("randomized")
     library["train"].pop("randomized")
     assert experiment["train"] == library["train"]

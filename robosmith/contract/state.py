@@ -27,6 +27,7 @@ FIELD_DOCS: dict[str, tuple[tuple[int, ...], str]] = {
     "finger_force": ((2,), "N; magnitude of the net contact force between the fixed / moving jaw pad and the cube"),
     "action": ((6,), "the policy's action this step, in [-1, 1]"),
     "prev_action": ((6,), "the policy's action the step before, in [-1, 1]"),
+    "prev_prev_action": ((6,), "the policy's action two steps before, in [-1, 1] (CPU backend and the real arm)"),
     "episode_step": ((), "steps since the episode began (0 right after reset)"),
 }
 # Every backend provides these; the others exist where the task's scene has a cube or a goal.
@@ -49,6 +50,9 @@ class SimState:
     object_linvel: torch.Tensor | None = None
     finger_contact: torch.Tensor | None = None
     finger_force: torch.Tensor | None = None
+    # With 3 control steps of lag the servos still have to play the last three actions: a policy that reads them
+    # all knows what they will do (the exported engines' action managers keep two; they leave this None).
+    prev_prev_action: torch.Tensor | None = None
 
     @property
     def num_envs(self) -> int:

@@ -163,9 +163,10 @@ class StateBuilder:
         self.previous_q = None
         self.tracker = tracker_for(self.task, self.camera) if self.camera is not None else None
 
-    def build(self, degrees: np.ndarray, velocity: np.ndarray | None, action: torch.Tensor,
-              prev_action: torch.Tensor, step: int, goal: np.ndarray | None,
-              images: dict[str, np.ndarray] | None = None) -> SimState:
+    def build(self, degrees: np.ndarray, velocity: np.ndarray | None, actions: list[torch.Tensor], step: int,
+              goal: np.ndarray | None, images: dict[str, np.ndarray] | None = None) -> SimState:
+        """The state a policy reads this step; `actions`: the policy's last three, newest first."""
+        action, prev_action, prev_prev_action = actions
         q = from_lerobot(torch.as_tensor(degrees, dtype=torch.float64)).numpy()
         if velocity is None:  # no velocity registers: finite differences over one control period
             velocity = np.zeros(6) if self.previous_q is None else (q - self.previous_q) * self.task.control_hz
@@ -174,6 +175,7 @@ class StateBuilder:
         row = lambda v: torch.as_tensor(np.asarray(v), dtype=torch.float32)[None]  # noqa: E731
         s = SimState(joint_pos=row(q), joint_vel=row(velocity), ee_pos=row(pos), ee_quat=row(quat),
                      action=action.clone(), prev_action=prev_action.clone(),
+                     prev_prev_action=prev_prev_action.clone(),
                      episode_step=torch.tensor([step]), goal_pos=None if goal is None else row(goal))
         if self.sim_robot is not None:
             true = self.sim_robot.sim_state()
@@ -262,7 +264,7 @@ def run_episode(arm: Arm, policy: Policy, task: TaskSpec, layer: SafetyLayer, bu
     builder.start_episode()
     policy.reset()
     targets = from_lerobot(torch.as_tensor(present, dtype=torch.float64))[None]
-    action = prev_action = torch.zeros(1, 6)
+    actions = [torch.zeros(1, 6)] * 3  # the last three, newest first
     counts: dict[str, int] = {}
     deadline, missed = time.monotonic(), 0
     for step in range(task.episode_length):
@@ -272,11 +274,12 @@ def run_episode(arm: Arm, policy: Policy, task: TaskSpec, layer: SafetyLayer, bu
             if step % HEALTH_EVERY == 0:
                 temperature, load = arm.health()
                 layer.check_health(temperature, load)
-            s = builder.build(degrees, arm.velocity(), action, prev_action, step, goal, images)
+            s = builder.build(degrees, arm.velocity(), actions, step, goal, images)
             frames = {c: torch.as_tensor(images[c])[None] for c in images}
             with torch.inference_mode():
-                prev_action, action = action, policy.act(Observation(s, frames, targets.float())).float()
+                action = policy.act(Observation(s, frames, targets.float())).float()
             action = torch.where(torch.isfinite(action), action.clamp(-1, 1), action)  # NaN stays for the layer
+            actions = [action, *actions[:2]]
             targets = action_map.targets(action, targets)
             wanted = to_lerobot(targets[0]).numpy()
             if not np.isfinite(action.numpy()).all():

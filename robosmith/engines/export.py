@@ -96,6 +96,9 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
             f"{task.name}: action_mode: export targets support 'absolute' joint-position actions, got "
             f"{task.action_mode!r}"
         )
+    if "prev_prev_action" in robosmith.contract.observation_fields(task.observations):
+        raise ExportError(f"{task.name}: observations: prev_prev_action is kept by the CPU backend and the real arm "
+                          "only; the engines' action managers keep two actions")
     t, r, robot = task.train.for_world(options.randomize), task.reset, task.scene.robot
     steps = round(1.0 / (task.control_hz * task.scene.timestep))
     return {
@@ -158,6 +161,9 @@ def export_package(
     The reward body must have passed robosmith's static check: it is written into reward.py as it is.
     """
     info = task_info(task, options)
+    if "prev_prev_action" in reward_body:
+        raise ExportError(f"{task.name}: reward: reads s.prev_prev_action, which the engines' action managers do not "
+                          "keep (CPU backend and the real arm only)")
     package = package_name(task)
     pkg_dir = Path(out_dir) / package
     if pkg_dir.exists():

@@ -122,6 +122,7 @@ class BatchedEnv:
         self.target = np.zeros((n, 6))
         self.action = torch.zeros(n, 6)
         self.prev_action = torch.zeros(n, 6)
+        self.prev_prev_action = torch.zeros(n, 6)
         self.episode_step = torch.zeros(n, dtype=torch.long)
         self.goal_pos = torch.zeros(n, 3)
         self._sensor_slices = self._index_sensors()
@@ -263,6 +264,7 @@ class BatchedEnv:
         t_ids = torch.as_tensor(ids)
         self.action[t_ids] = 0.0
         self.prev_action[t_ids] = 0.0
+        self.prev_prev_action[t_ids] = 0.0
         self.episode_step[t_ids] = 0
 
     def _write_states(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, ctrl: np.ndarray) -> None:
@@ -311,8 +313,7 @@ class BatchedEnv:
         if self.command_limits is not None:  # what the deploy loop's safety layer would send the arm instead
             sent = self.command_limits.apply(_lerobot(self.target), _lerobot(self.joint_reading()))
             self.target = from_lerobot(torch.from_numpy(sent)).numpy()
-        self.prev_action = self.action
-        self.action = a
+        self.prev_prev_action, self.prev_action, self.action = self.prev_action, self.action, a
         return self._advance()
 
     def step_targets(self, joint_targets: np.ndarray) -> tuple[SimState, torch.Tensor]:
@@ -376,6 +377,7 @@ class BatchedEnv:
             prev_action=self.prev_action.clone(),
             episode_step=self.episode_step.clone(),
             goal_pos=self.goal_pos.clone() if self.has_goal else None,
+            prev_prev_action=self.prev_prev_action.clone(),
         )
         if self.has_object:
             s.object_pos = sens[:, sl["object_pos"]]

@@ -2,9 +2,10 @@
 
 A randomization is a tuple of `DRParam` ranges over registry names (the task's `domain_randomization`
 section, or a `--dr` file of the same schema). Each reset draws, per environment, one value per parameter
-uniformly in its range (per joint where the registry entry is per joint; whole numbers for integer entries
-such as `action_delay_steps`) from a generator of its own, so runs are reproducible and a run without
-randomization draws exactly the random numbers it drew before randomization existed.
+uniformly in its range (or in its logarithm, `distribution: log_uniform`; per joint where the registry entry is
+per joint; whole numbers for integer entries such as `action_delay_steps`) from a generator of its own, so runs
+are reproducible and a run without randomization draws exactly the random numbers it drew before randomization
+existed.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ class Randomizer:
         self.width = 1.0  # the fraction of each range drawn from, around its nominal value (widening ranges)
 
     def bounds(self, p: DRParam) -> tuple[float, float]:
-        """The part of `p`'s range drawn from now: `width` of the way from the nominal value to each bound."""
-        return p.nominal - self.width * (p.nominal - p.low), p.nominal + self.width * (p.high - p.nominal)
+        """The part of `p`'s range drawn from now: `width` of the way from the nominal value to each bound (of the
+        logarithm's way for log-uniform ranges)."""
+        w = self.width
+        if p.distribution == "log_uniform":
+            return p.nominal * (p.low / p.nominal) ** w, p.nominal * (p.high / p.nominal) ** w
+        return p.nominal - w * (p.nominal - p.low), p.nominal + w * (p.high - p.nominal)
 
     def sample(self, k: int) -> dict[str, np.ndarray]:
         """{name: (k,) or, for per-joint entries, (k, 6)} values within each range."""
@@ -40,6 +45,8 @@ class Randomizer:
             low, high = self.bounds(p)
             if entry.integer:
                 out[p.name] = self._whole_numbers(p, shape)
+            elif p.distribution == "log_uniform":
+                out[p.name] = np.clip(np.exp(self.rng.uniform(math.log(low), math.log(high), size=shape)), low, high)
             else:
                 out[p.name] = self.rng.uniform(low, high, size=shape)
         return out

@@ -352,16 +352,20 @@ def eval_success(expr: str, s: SimState) -> torch.Tensor:
     return success_check(expr)(s)
 
 
+DISTRIBUTIONS = ("uniform", "log_uniform")
+
+
 def dr_ranges(raw: object, where: str) -> tuple[DRParam, ...]:
-    """A list of {name, nominal, bounds} (the schema of a task's `domain_randomization`), checked against the
-    registry; one line naming `where` and the entry when something is wrong."""
+    """A list of {name, nominal, bounds[, distribution]} (the schema of a task's `domain_randomization`), checked
+    against the registry; one line naming `where` and the entry when something is wrong."""
     if not isinstance(raw, list):
         raise ParamError(f"{where}: must be a list of {{name, nominal, bounds}}")
     out, seen = [], set()
     for i, item in enumerate(raw):
         at = f"{where}[{i}]"
-        if not isinstance(item, dict) or set(item) != {"name", "nominal", "bounds"}:
-            raise ParamError(f"{at}: needs exactly the keys name, nominal, bounds")
+        if not isinstance(item, dict) or not {"name", "nominal", "bounds"} <= set(item) <= {
+                "name", "nominal", "bounds", "distribution"}:
+            raise ParamError(f"{at}: needs the keys name, nominal, bounds (and may have distribution), no others")
         entry = param(str(item["name"]), at)
         if entry.name in seen:
             raise ParamError(f"{at}: {entry.name} is randomized twice")
@@ -378,7 +382,12 @@ def dr_ranges(raw: object, where: str) -> tuple[DRParam, ...]:
             raise ParamError(f"{at}.nominal: must be a number within bounds [{low:g}, {high:g}]")
         if entry.integer and math.floor(high) < math.ceil(low):
             raise ParamError(f"{at}.bounds: [{low:g}, {high:g}] holds no whole number of {entry.unit}")
-        out.append(DRParam(entry.name, float(nominal), low, high))
+        distribution = item.get("distribution", "uniform")
+        if distribution not in DISTRIBUTIONS:
+            raise ParamError(f"{at}.distribution: {distribution!r} is not one of {', '.join(DISTRIBUTIONS)}")
+        if distribution == "log_uniform" and (entry.integer or low <= 0.0):
+            raise ParamError(f"{at}.distribution: log_uniform needs a range of positive, not whole, numbers")
+        out.append(DRParam(entry.name, float(nominal), low, high, distribution))
     return tuple(out)
 
 

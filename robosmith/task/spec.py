@@ -80,10 +80,16 @@ class DRParam:
     nominal: float
     low: float
     high: float
+    # "uniform", or "log_uniform" for a quantity spanning a decade (a cube of 10-100 g): as many draws between
+    # 10 and 30 g as between 30 and 100 g, where uniform draws put four of five above 30 g.
+    distribution: str = "uniform"
 
     def as_dict(self) -> dict:
         """The schema of a task's `domain_randomization` entries and of `--dr` files."""
-        return {"name": self.name, "nominal": self.nominal, "bounds": [self.low, self.high]}
+        out = {"name": self.name, "nominal": self.nominal, "bounds": [self.low, self.high]}
+        if self.distribution != "uniform":  # written only when set: files without it read back the same
+            out["distribution"] = self.distribution
+        return out
 
 
 @dataclass
@@ -302,6 +308,6 @@ def centred_on(ranges: tuple[DRParam, ...], values: dict) -> tuple[DRParam, ...]
             vs = [float(x) for x in v] if isinstance(v, list | tuple) else [float(v)]
             low, high = min(p.low, *vs), max(p.high, *vs)
             # Clamped: the mean of six equal values can come out a rounding step above them.
-            p = DRParam(p.name, min(max(math.fsum(vs) / len(vs), low), high), low, high)
+            p = dataclasses.replace(p, nominal=min(max(math.fsum(vs) / len(vs), low), high), low=low, high=high)
         out.append(p)
     return tuple(out)
