@@ -55,11 +55,11 @@ def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
                            {"name": "nominal", "params": {}, "success_rate": 0.95}]}
     wide, narrow = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 2)
     ranges = {p.name: (p.low, p.high) for p in wide.ranges}
-    assert ranges["actuator_kp"] == (7.0, 56.0)  # the whole interval where success is possible
-    assert ranges["action_delay_steps"] == (0.0, 2.0)  # covers the failed lag_2 variant
+    assert ranges["actuator_kp"] == (10.0, 40.0)  # the whole interval where success was measured
+    assert ranges["action_delay_steps"] == (0.0, 1.0)  # lag 2 failed beyond the measured interval: not this one's
     assert ranges["cube_mass"] == (0.01, 0.1)  # RAPP bounds nothing there: the task's own range
     kp = {p.name: (p.low, p.high) for p in narrow.ranges}["actuator_kp"]
-    assert 7.0 < kp[0] < 17.8 < kp[1] < 56.0  # a narrower fraction around the task's value
+    assert 10.0 < kp[0] < 17.8 < kp[1] < 40.0  # a narrower fraction around the task's value
 
 
 def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():
@@ -76,6 +76,9 @@ def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():
     proposals = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 4)
     lags = [{p.name: (p.low, p.high) for p in c.ranges}.get("action_delay_steps") for c in proposals]
     assert lags == [None, (0.0, 2.0), None, (0.0, 1.0)]  # every other candidate: widths 0.5 and 0.3 of 3 steps
+    # Reach succeeds at any kp alone, but a world draws every parameter at once: a factor of 3 at most.
+    kp = {p.name: (p.low, p.high) for p in proposals[0].ranges}["actuator_kp"]
+    assert kp == pytest.approx((17.8 / 3, 17.8 * 3), rel=1e-3)
     without_failures = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, None), 1)[0]
     assert "action_delay_steps" not in {p.name for p in without_failures.ranges}  # nothing asks for it
 
