@@ -1,6 +1,7 @@
 """The loop's randomization phase (DrEureka): the prior, proposals checked against the registry, candidates
 trained under their ranges and selected by robustness; offline, with the fake LLM server, and after a kill."""
 
+import dataclasses
 import json
 import sys
 
@@ -60,6 +61,13 @@ def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
     assert ranges["cube_mass"] == (0.01, 0.1)  # RAPP bounds nothing there: the task's own range
     kp = {p.name: (p.low, p.high) for p in narrow.ranges}["actuator_kp"]
     assert 10.0 < kp[0] < 17.8 < kp[1] < 40.0  # a narrower fraction around the task's value
+    # A range the task draws log-uniform is drawn so in the proposals too.
+    log_mass = dataclasses.replace(task, domain_randomization=tuple(
+        dataclasses.replace(p, distribution="log_uniform") if p.name == "cube_mass" else p
+        for p in task.domain_randomization))
+    proposal = OfflineRandomizationProposer().propose(RandomizationContext(log_mass, 0, rapp, failed), 1)[0]
+    assert {p.name: p.distribution for p in proposal.ranges}["cube_mass"] == "log_uniform"
+    assert {p.name: p.distribution for p in wide.ranges}["cube_mass"] == "uniform"
 
 
 def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():

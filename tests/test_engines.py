@@ -389,6 +389,24 @@ def test_delta_action_tasks_are_refused_by_name(tmp_path):
         export_package(task, task.reference_reward_body(), tmp_path, ExportOptions("mjlab"))
 
 
+def test_a_candidate_reading_what_the_engine_lacks_is_rejected_not_the_run(tmp_path):
+    from robosmith.agent.loop import LoopSettings, RewardLoop
+
+    command = engine_command("isaaclab", _fake_isaaclab_sh(tmp_path, "2.3.2"))
+    settings = LoopSettings(candidates=1, max_iterations=1, backend="isaaclab", engine_python=command[0],
+                            isaaclab_version="2.3", baseline=False)
+    loop = RewardLoop.create(tmp_path / "run", load_task("so101_lift"), settings, None)
+    state = {"iteration": 0, "history": [], "best": None}
+    state.update(loop.propose(state))
+    folder = loop.folder(state["candidates"][0])
+    CandidateFolder(folder).reward_body.write_text(
+        "def compute_reward(s):\n    return -torch.sum((s.prev_action - s.prev_prev_action) ** 2, dim=-1), {}\n")
+    state.update(loop.validate(state))
+    (candidate,) = state["candidates"]
+    assert candidate["status"] == "rejected" and "reads s.prev_prev_action" in candidate["reason"]
+    assert not CandidateFolder(folder).job.exists()
+
+
 def test_tasks_reading_the_third_last_action_are_refused_by_name(tmp_path):
     import dataclasses
 

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from robosmith.cli import app
-from robosmith.robot.params import PARAMS
+from robosmith.robot.params import PARAMS, ParamError
 from robosmith.robot.so101 import JOINT_NAMES
 from robosmith.sim.batched_env import BatchedEnv, EnvConfig
 from robosmith.sim.randomization import Randomizer
@@ -368,6 +368,9 @@ def test_log_uniform_ranges_draw_as_many_values_in_each_decade_part_and_widen_in
     assert load_randomization_file(dr) == (mass,)
     assert mass.as_dict()["distribution"] == "log_uniform" and "distribution" not in RANGES[0].as_dict()
     assert centred_on((mass,), {"cube_mass": 0.05}) == (DRParam("cube_mass", 0.05, 0.01, 0.1, "log_uniform"),)
+    friction = DRParam("joint_frictionloss", 0.05, 0.01, 0.2, "log_uniform")
+    with pytest.raises(ParamError, match="joint_frictionloss: 0 lies outside the task's log-uniform range"):
+        centred_on((friction,), {"joint_frictionloss": [0.0, 0.1, 0.1, 0.05, 0.05, 0.05]})
 
 
 def test_ranges_centre_on_a_robot_params_file_so_widening_starts_from_that_arm():

@@ -48,7 +48,7 @@ from robosmith.agent.randomization import RandomizationPhase
 from robosmith.agent.real import read_the_gap
 from robosmith.agent.reflect import candidate_stats, reflection_text
 from robosmith.agent.status import live_status, mark_ended, mark_head
-from robosmith.engines.export import ExportOptions, export_package, package_name, task_info, template_env
+from robosmith.engines.export import ExportError, ExportOptions, export_package, package_name, task_info, template_env
 from robosmith.engines.launch import engine_command
 from robosmith.errors import ConfigError
 from robosmith.execution.confine import TrainerLimits, machine_memory_mb
@@ -300,14 +300,21 @@ class RewardLoop:
                         "reward_file": CandidateFolder.reward, "threads": self.settings.threads_per_candidate,
                         "group": self.run_dir.name, "backend": self.settings.backend,
                     }
+                    refused = None
                     if self.settings.backend != "cpu":
                         options = ExportOptions(self.settings.backend, self.settings.isaaclab_version,
                                                 label=f"candidate {c['id']} ({c['origin']})")
-                        export_package(self.task, code, folder, options, components)
+                        try:  # a reward can pass the CPU smoke run and still read what the engine lacks
+                            export_package(self.task, code, folder, options, components)
+                        except ExportError as e:
+                            refused = f"export: {e}"
                         job["package"] = package_name(self.task)
                         job["engine_command"] = engine_command(self.settings.backend, self.settings.engine_python)
-                    write_json(CandidateFolder(folder).job, job)
-                    c.update(status="valid")
+                    if refused:
+                        c.update(status="rejected", reason=refused)
+                    else:
+                        write_json(CandidateFolder(folder).job, job)
+                        c.update(status="valid")
             out.append(c)
         return {"candidates": out}
 

@@ -127,6 +127,7 @@ class OfflineRandomizationProposer:
         target = ctx.task.success_target
         failed = [v for v in (ctx.robustness or {}).get("variants", []) if v["success_rate"] < target]
         hand_written = {p.name: [p.low, p.high] for p in ctx.task.domain_randomization}
+        log_uniform = {p.name for p in ctx.task.domain_randomization if p.distribution == "log_uniform"}
         out = []
         for i in range(k):
             width = WIDTHS[i % len(WIDTHS)] * (1.0 + 0.5 * ctx.iteration)
@@ -171,6 +172,8 @@ class OfflineRandomizationProposer:
                     continue  # nothing to vary
                 low, high = float(f"{low:.4g}"), float(f"{high:.4g}")
                 ranges.append({"name": p["name"], "nominal": min(max(nominal, low), high), "bounds": [low, high]})
+                if p["name"] in log_uniform and low > 0:  # drawn as the task draws it
+                    ranges[-1]["distribution"] = "log_uniform"
             origin = f"offline: {width:.2f} of the RAPP intervals" + (
                 (", widened to the failed variants" + (" beyond RAPP" if beyond_rapp else "")) if failed else "")
             try:

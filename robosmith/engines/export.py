@@ -99,6 +99,9 @@ def task_info(task: TaskSpec, options: ExportOptions) -> dict:
     if "prev_prev_action" in robosmith.contract.observation_fields(task.observations):
         raise ExportError(f"{task.name}: observations: prev_prev_action is kept by the CPU backend and the real arm "
                           "only; the engines' action managers keep two actions")
+    if "prev_prev_action" in task.success:
+        raise ExportError(f"{task.name}: success: reads s.prev_prev_action, which the engines' action managers do "
+                          "not keep (CPU backend and the real arm only)")
     t, r, robot = task.train.for_world(options.randomize), task.reset, task.scene.robot
     steps = round(1.0 / (task.control_hz * task.scene.timestep))
     return {

@@ -14,7 +14,7 @@ from typing import Any
 
 from robosmith.contract.actions import ActionMap
 from robosmith.reward.terms import RewardTerm, terms_to_body
-from robosmith.robot.params import RobotParams
+from robosmith.robot.params import ParamError, RobotParams
 from robosmith.robot.so101 import joint_limits
 
 Range = tuple[float, float]
@@ -307,6 +307,9 @@ def centred_on(ranges: tuple[DRParam, ...], values: dict) -> tuple[DRParam, ...]
             v = values[p.name]
             vs = [float(x) for x in v] if isinstance(v, list | tuple) else [float(v)]
             low, high = min(p.low, *vs), max(p.high, *vs)
+            if p.distribution == "log_uniform" and low <= 0.0:
+                raise ParamError(f"{p.name}: {min(vs):g} lies outside the task's log-uniform range, which holds "
+                                 "positive values only")
             # Clamped: the mean of six equal values can come out a rounding step above them.
             p = dataclasses.replace(p, nominal=min(max(math.fsum(vs) / len(vs), low), high), low=low, high=high)
         out.append(p)
