@@ -308,8 +308,10 @@ class RewardLoop:
                             export_package(self.task, code, folder, options, components)
                         except ExportError as e:
                             refused = f"export: {e}"
-                        job["package"] = package_name(self.task)
-                        job["engine_command"] = engine_command(self.settings.backend, self.settings.engine_python)
+                        else:
+                            job["package"] = package_name(self.task)
+                            job["engine_command"] = engine_command(self.settings.backend,
+                                                                   self.settings.engine_python)
                     if refused:
                         c.update(status="rejected", reason=refused)
                     else:
