@@ -50,6 +50,15 @@ def test_extract_code_from_fenced_and_bare_answers():
     assert extract_code(PROSE) is None
 
 
+def test_candidates_share_the_machines_cores(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    one_at_a_time, default = LoopSettings(parallel=1), LoopSettings()
+    assert (one_at_a_time.workers, one_at_a_time.threads) == (1, 4)  # --parallel 1: each candidate on every core
+    assert (default.workers, default.threads) == (4, 1)  # one candidate per core
+    assert LoopSettings(parallel=2).threads == 2
+    assert LoopSettings(threads_per_candidate=2).workers == 2
+
+
 def test_client_retries_server_errors_and_logs_tokens(tmp_path):
     with FakeLLMServer([Reply(status=500), Reply(texts=["hello"])]) as server:
         client = LLMClient(llm_config(server.url), tmp_path / "calls.jsonl")

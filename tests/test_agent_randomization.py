@@ -48,7 +48,7 @@ def test_llm_answers_are_checked_against_the_registry():
 def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
     task = load_task("so101_lift")
     rapp = {"parameters": [
-        {"name": "actuator_kp", "nominal": 17.8, "interval": [10.0, 40.0], "interval_possible": [7.0, 56.0]},
+        {"name": "actuator_kp", "nominal": 17.8, "interval": [10.0, 30.0], "interval_possible": [7.0, 56.0]},
         {"name": "action_delay_steps", "nominal": 0.0, "interval": [0.0, 1.0], "interval_possible": [0.0, 2.0]},
         {"name": "cube_mass", "nominal": 0.03, "interval": None, "interval_possible": None},  # never succeeds
     ]}
@@ -56,11 +56,11 @@ def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
                            {"name": "nominal", "params": {}, "success_rate": 0.95}]}
     wide, narrow = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 2)
     ranges = {p.name: (p.low, p.high) for p in wide.ranges}
-    assert ranges["actuator_kp"] == (10.0, 40.0)  # the whole interval where success was measured
+    assert ranges["actuator_kp"] == (10.0, 30.0)  # the whole interval where success was measured
     assert ranges["action_delay_steps"] == (0.0, 1.0)  # lag 2 failed beyond the measured interval: not this one's
     assert ranges["cube_mass"] == (0.01, 0.1)  # RAPP bounds nothing there: the task's own range
     kp = {p.name: (p.low, p.high) for p in narrow.ranges}["actuator_kp"]
-    assert 10.0 < kp[0] < 17.8 < kp[1] < 40.0  # a narrower fraction around the task's value
+    assert 10.0 < kp[0] < 17.8 < kp[1] < 30.0  # a narrower fraction around the task's value
     # A range the task draws log-uniform is drawn so in the proposals too.
     log_mass = dataclasses.replace(task, domain_randomization=tuple(
         dataclasses.replace(p, distribution="log_uniform") if p.name == "cube_mass" else p
@@ -72,23 +72,59 @@ def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
 
 def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():
     """A nominal policy fails at one step of lag, so RAPP's lag interval is the nominal value alone; the suite's
-    lagging variants failed. Every other candidate still randomizes the lag, as far as its width goes."""
+    lagging variants failed. Every other candidate still randomizes the lag, up to the failed variants' 3 steps."""
     task = load_task("so101_reach")
     rapp = {"parameters": [
         {"name": "actuator_kp", "nominal": 17.8, "interval": [1.0, 100.0], "interval_possible": [1.0, 100.0]},
         {"name": "action_delay_steps", "nominal": 0.0, "interval": [0.0, 0.0], "interval_possible": [0.0, 0.0]},
+        # RAPP's grid failed at -0.067 rad and succeeded at +0.067: a real arm's offset may have either sign.
+        {"name": "joint_zero_offset", "nominal": 0.0, "interval": [0.0, 0.067], "interval_possible": [0.0, 0.067]},
+        # A nominal policy shrugs off 0.05 rad of joint noise alone; a real arm's encoders are far finer.
+        {"name": "joint_pos_noise", "nominal": 0.0, "interval": [0.0, 0.05], "interval_possible": [0.0, 0.2]},
     ]}
     failed = {"variants": [{"name": "lag_2", "params": {"action_delay_steps": 2}, "success_rate": 0.05},
                            {"name": "half_kp_lag_3", "params": {"actuator_kp": 9.0, "action_delay_steps": 3},
-                            "success_rate": 0.0}]}
+                            "success_rate": 0.0},
+                           {"name": "offsets", "params": {"joint_zero_offset": [0.05, -0.1, 0.0, 0.0, 0.0, 0.0]},
+                            "success_rate": 0.5}]}
     proposals = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 4)
     lags = [{p.name: (p.low, p.high) for p in c.ranges}.get("action_delay_steps") for c in proposals]
-    assert lags == [None, (0.0, 2.0), None, (0.0, 1.0)]  # every other candidate: widths 0.5 and 0.3 of 3 steps
-    # Reach succeeds at any kp alone, but a world draws every parameter at once: a factor of 3 at most.
+    assert lags == [None, (0.0, 3.0), None, (0.0, 3.0)]  # every other candidate, whatever its width
+    offsets = [{p.name: (p.low, p.high) for p in c.ranges}["joint_zero_offset"] for c in proposals]
+    assert offsets[0] == pytest.approx((-0.067, 0.067))  # width 1: the measured side, mirrored
+    assert offsets[1] == pytest.approx((-0.1, 0.1))  # beyond RAPP: the failed variant's largest offset, both signs
+    assert offsets[2] == pytest.approx((-0.75 * 0.067, 0.75 * 0.067), rel=1e-3)
+    noise = [{p.name: (p.low, p.high) for p in c.ranges}["joint_pos_noise"] for c in proposals]
+    assert noise == [(0.0, 0.01), (0.0, 0.005), (0.0, 0.0075), (0.0, 0.003)]  # widths of 0.01 rad, not of 0.05
+    # Reach succeeds at any kp alone, but a world draws every parameter at once: a factor of 2 at most.
     kp = {p.name: (p.low, p.high) for p in proposals[0].ranges}["actuator_kp"]
-    assert kp == pytest.approx((17.8 / 3, 17.8 * 3), rel=1e-3)
+    assert kp == pytest.approx((17.8 / 2, 17.8 * 2), rel=1e-3)
     without_failures = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, None), 1)[0]
     assert "action_delay_steps" not in {p.name for p in without_failures.ranges}  # nothing asks for it
+
+
+def test_later_iterations_keep_the_best_ranges_and_widen_what_still_fails():
+    task = load_task("so101_reach")
+    rapp = {"parameters": [
+        {"name": "actuator_kp", "nominal": 17.8, "interval": [1.0, 100.0], "interval_possible": [1.0, 100.0]},
+        {"name": "action_delay_steps", "nominal": 0.0, "interval": [0.0, 0.0], "interval_possible": [0.0, 0.0]},
+        {"name": "joint_zero_offset", "nominal": 0.0, "interval": [0.0, 0.067], "interval_possible": [0.0, 0.067]},
+    ]}
+    best = {"id": "dr0.1", "robustness_worst": 0.72, "robustness_mean": 0.86, "ranges": [
+        {"name": "actuator_kp", "nominal": 17.8, "bounds": [9.0, 26.7]},
+        {"name": "action_delay_steps", "nominal": 0, "bounds": [0, 3]},
+        {"name": "joint_zero_offset", "nominal": 0.0, "bounds": [-0.0333, 0.0333]}]}
+    still_failing = {"variants": [
+        {"name": "half_kp_lag_3", "params": {"actuator_kp": 9.0, "action_delay_steps": 3}, "success_rate": 0.95},
+        {"name": "calibration_offsets", "params": {"joint_zero_offset": [0.05, -0.05, 0.04, -0.04, 0.05, 0.0]},
+         "success_rate": 0.72}]}
+    wide, narrow = OfflineRandomizationProposer().propose(RandomizationContext(task, 1, rapp, still_failing, best),
+                                                           2)
+    narrow_ranges = {p.name: (p.low, p.high) for p in narrow.ranges}
+    assert narrow_ranges["actuator_kp"] == (9.0, 26.7)  # held, so not widened: the best's range
+    assert narrow_ranges["action_delay_steps"] == (0, 3)
+    assert narrow_ranges["joint_zero_offset"] == pytest.approx((-0.05, 0.05))  # the failing offsets, both signs
+    assert {p.name: (p.low, p.high) for p in wide.ranges}["actuator_kp"] == pytest.approx((8.9, 35.6))
 
 
 def check_phase(run, final, candidates=2):

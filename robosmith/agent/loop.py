@@ -74,7 +74,7 @@ class LoopSettings:
     num_envs: int | None = None  # per candidate; default: the task's (for the algorithm)
     algo: str = "ppo"  # how candidates train on the cpu backend: ppo or sac
     parallel: int = 0  # candidates training at once; 0: one per CPU core
-    threads_per_candidate: int = 1
+    threads_per_candidate: int = 0  # 0: the machine's cores shared by the candidates training at once
     max_hours: float | None = None  # wall-clock limit of the whole loop
     eval_episodes: int = 100
     video_episodes: int = 2
@@ -127,12 +127,17 @@ class LoopSettings:
             return self.parallel
         if self.backend != "cpu":  # one GPU: each engine process wants all of it
             return 1
-        return max(1, (os.cpu_count() or 1) // self.threads_per_candidate)
+        return max(1, (os.cpu_count() or 1) // max(1, self.threads_per_candidate))
+
+    @property
+    def threads(self) -> int:
+        """Threads each candidate trains with: with --parallel 1 on 2 cores, one candidate at a time on both."""
+        return self.threads_per_candidate or max(1, (os.cpu_count() or 1) // self.workers)
 
     @property
     def trainer_limits(self) -> TrainerLimits:
         memory = self.trainer_memory_mb or int(0.8 * machine_memory_mb() / self.workers)
-        threads = self.threads_per_candidate if self.backend == "cpu" else (os.cpu_count() or 1)
+        threads = self.threads if self.backend == "cpu" else (os.cpu_count() or 1)
         cpu = self.trainer_cpu_s or int(threads * self.candidate_timeout_s)
         # GPU engines reserve and map memory in ways RLIMIT_DATA was not checked against: the watchdog holds there.
         return TrainerLimits(cpu_s=cpu, memory_mb=memory, data_limit=self.backend == "cpu")
@@ -148,11 +153,11 @@ def make_executor(settings: LoopSettings) -> Executor:
     if settings.executor == "ray":
         from robosmith.execution.ray_executor import RayExecutor
 
-        return RayExecutor(settings.candidate_timeout_s, settings.trainer_limits, settings.threads_per_candidate,
+        return RayExecutor(settings.candidate_timeout_s, settings.trainer_limits, settings.threads,
                            gpus_per_candidate=0.0 if settings.backend == "cpu" else 1.0,
                            address=settings.ray_address, shared_fs=settings.shared_fs)
     return LocalExecutor(settings.workers, settings.candidate_timeout_s, settings.trainer_limits,
-                         settings.threads_per_candidate)
+                         settings.threads)
 
 
 class LoopState(TypedDict, total=False):
@@ -297,7 +302,7 @@ class RewardLoop:
                     CandidateFolder(folder).reward.write_text(module)
                     job = {
                         "task": self.task.to_dict(), "settings": dataclasses.asdict(settings),
-                        "reward_file": CandidateFolder.reward, "threads": self.settings.threads_per_candidate,
+                        "reward_file": CandidateFolder.reward, "threads": self.settings.threads,
                         "group": self.run_dir.name, "backend": self.settings.backend,
                     }
                     refused = None

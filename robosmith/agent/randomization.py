@@ -27,10 +27,16 @@ from robosmith.task.load import dr_ranges
 from robosmith.task.spec import DRParam, TaskSpec
 
 WIDTHS = (1.0, 0.5, 0.75, 0.3)  # offline candidates: fractions of the RAPP interval around the task's value
-# A real arm's gains, damping, friction and masses lie within this factor of a fitted model's; RAPP's intervals, one
-# parameter at a time, reach far beyond (reach succeeds alone at 1-100 N·m/rad of kp, 0-2 N·m of friction), and
-# ranges that wide drawn together taught reach almost nothing in 5 min (README, Results).
-PLAUSIBLE_FACTOR = 3.0
+# A real arm's gains, damping, friction and masses lie within this factor of a fitted model's (LeRobot drives the
+# STS3215 at half the gain our model's kp stands for); RAPP's intervals, one parameter at a time, reach far beyond
+# (reach succeeds alone at 1-100 N·m/rad of kp, 0-2 N·m of friction), and wide ranges drawn together cost learning:
+# on reach in 5 min, kp 9-35.6 kept 20% in the default suite's worst variant, kp 9-24 59% (README, Results).
+PLAUSIBLE_FACTOR = 2.0
+# Effects whose model value is zero have no factor to bound them: how far a real SO-101 plausibly goes. Its STS3215
+# encoders read 4096 steps a turn (0.0015 rad), so 0.01 rad of noise is several steps; a hand calibration is off by
+# a few degrees. RAPP's reach tolerated 0.05 rad of noise alone, and 0.025 drawn with the rest cost the worst variant
+# 26 points against 0.01 (README, Results).
+REAL_ARM_LIMIT = {"joint_pos_noise": 0.01, "joint_zero_offset": 0.1}
 PRIOR_POINTS = 7
 PRIOR_EPISODES = 20
 
@@ -117,9 +123,9 @@ class LLMRandomizationProposer:
 class OfflineRandomizationProposer:
     """Ranges from the numbers alone. Each parameter gets a fraction of its measured RAPP interval around the task's
     value (one fraction per candidate: the width is what is searched), widened to cover the value of every variant
-    the last policy failed in: wholly inside the RAPP interval, and, for every other candidate, by the candidate's
-    width beyond it (RAPP measured a policy that never saw that world). Later iterations start from the most
-    robust ranges so far and widen what still fails."""
+    the last policy failed in: inside the RAPP interval always, beyond it for every other candidate (RAPP measured
+    a policy that never saw that world). Later iterations start from the most robust ranges so far and widen what
+    still fails."""
 
     name = "offline"
 
@@ -130,8 +136,11 @@ class OfflineRandomizationProposer:
         log_uniform = {p.name for p in ctx.task.domain_randomization if p.distribution == "log_uniform"}
         out = []
         for i in range(k):
-            width = WIDTHS[i % len(WIDTHS)] * (1.0 + 0.5 * ctx.iteration)
-            # Every other candidate also reaches toward failed worlds beyond RAPP's interval: at a short budget
+            # Later iterations keep the widths: they add the most robust ranges so far and the worlds that still
+            # fail; widening what already holds costs learning (reach, 5 min: kp 9-35.6 against 9-24 in the
+            # default suite's worst variant, 20% against 59%).
+            width = WIDTHS[i % len(WIDTHS)]
+            # Every other candidate also covers failed worlds beyond RAPP's interval: at a short budget
             # such ranges can cost more nominal success than they buy (measured on reach: 5 minutes with 0-2
             # steps of lag learned 20% nominal), so selection by robustness decides, not the proposer.
             beyond_rapp = i % 2 == 1
@@ -144,23 +153,30 @@ class OfflineRandomizationProposer:
                 if interval and nominal > 0 and not entry.integer:  # RAPP varies one at a time; a world all at once
                     interval = [max(interval[0], nominal / PLAUSIBLE_FACTOR),
                                 min(interval[1], nominal * PLAUSIBLE_FACTOR)]
+                if interval and p["name"] in REAL_ARM_LIMIT:
+                    limit = REAL_ARM_LIMIT[p["name"]]
+                    interval = [max(interval[0], -limit), min(interval[1], limit)]
                 # Where the policy never succeeds RAPP bounds nothing: the task's own range stands in.
                 interval = interval or hand_written.get(p["name"])
                 if interval is None:
                     continue
+                # A signed error (calibration offsets) may have either sign on a real arm, whichever side the grid
+                # happened to fail on first (reach: 55% at -0.067 rad, 85% at +0.067): its ranges are mirrored.
+                signed = nominal == 0 and entry.low == -entry.high
+                if signed:
+                    interval = [-max(-interval[0], interval[1]), max(-interval[0], interval[1])]
                 low = nominal - width * (nominal - interval[0])
                 high = nominal + width * (interval[1] - nominal)
                 for v in failed:  # cover the worlds that broke the last policy
                     if p["name"] in v["params"]:
-                        value = float(np.mean(v["params"][p["name"]]))
-                        if not interval[0] <= value <= interval[1]:
-                            if not beyond_rapp:
-                                continue
-                            # RAPP measured this policy, trained without the world; one trained in it may cope
-                            # (lag is the case: a real arm lags ~3 steps, a nominal policy fails at 1). Reach
-                            # toward it by this candidate's width.
-                            value = nominal + min(width, 1.0) * (value - nominal)
-                        low, high = min(low, value), max(high, value)
+                        values = np.asarray(v["params"][p["name"]], dtype=float)
+                        value = float(np.abs(values).max() if signed else values.mean())
+                        if not interval[0] <= value <= interval[1] and not beyond_rapp:
+                            continue
+                        # RAPP measured this policy, trained without the world; one trained in it may cope (lag
+                        # is the case: a real arm lags ~3 steps, a nominal policy fails at 1). The whole value:
+                        # reach trained with lag 0-2 kept 19% at 3 steps, with 0-3 89% (README, Results).
+                        low, high = min(low, -value if signed else value), max(high, value)
                 if ctx.best:
                     previous = {r["name"]: r["bounds"] for r in ctx.best["ranges"]}.get(p["name"])
                     if previous:
@@ -221,7 +237,7 @@ class RandomizationPhase:
             "names": prior_parameters(self.task, variants), "points": PRIOR_POINTS,
             "episodes": self.loop.settings.dr_prior_episodes, "eval_episodes": self.loop.settings.eval_episodes,
             "variants": [{"name": v.name, "params": v.params} for v in variants],
-            "threads": self.loop.settings.threads_per_candidate,
+            "threads": self.loop.settings.threads,
         })
         print("randomization phase: RAPP and robustness of the best reward's policy")
         self.loop.executor.run([folder])
@@ -296,7 +312,7 @@ class RandomizationPhase:
                     shutil.copyfile(reward_folder.reward_body, folder.reward_body)
                     write_json(folder.job, {
                         "task": task.to_dict(), "settings": dataclasses.asdict(settings),
-                        "reward_file": CandidateFolder.reward, "threads": self.loop.settings.threads_per_candidate,
+                        "reward_file": CandidateFolder.reward, "threads": self.loop.settings.threads,
                         "group": self.loop.run_dir.name, "backend": "cpu", "robustness": variants,
                     })
                     c.update(status="valid", ranges=[p.as_dict() for p in ranges])
