@@ -175,7 +175,8 @@ class OfflineRandomizationProposer:
                             continue
                         # RAPP measured this policy, trained without the world; one trained in it may cope (lag
                         # is the case: a real arm lags ~3 steps, a nominal policy fails at 1). The whole value:
-                        # reach trained with lag 0-2 kept 19% at 3 steps, with 0-3 89% (README, Results).
+                        # the loop's reach candidate with lag 0-2 kept 19% at 3 steps, with 0-3 84% and 48% (seeds 1
+                        # and 2; README, Results).
                         low, high = min(low, -value if signed else value), max(high, value)
                 if ctx.best:
                     previous = {r["name"]: r["bounds"] for r in ctx.best["ranges"]}.get(p["name"])
