@@ -57,7 +57,7 @@ def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
     wide, narrow = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 2)
     ranges = {p.name: (p.low, p.high) for p in wide.ranges}
     assert ranges["actuator_kp"] == (10.0, 30.0)  # the whole interval where success was measured
-    assert ranges["action_delay_steps"] == (0.0, 1.0)  # lag 2 failed beyond the measured interval: not this one's
+    assert ranges["action_delay_steps"] == (0.0, 2.0)  # lag 2 failed beyond the measured interval: covered
     assert ranges["cube_mass"] == (0.01, 0.1)  # RAPP bounds nothing there: the task's own range
     kp = {p.name: (p.low, p.high) for p in narrow.ranges}["actuator_kp"]
     assert 10.0 < kp[0] < 17.8 < kp[1] < 30.0  # a narrower fraction around the task's value
@@ -72,7 +72,7 @@ def test_offline_proposals_follow_rapp_and_cover_the_failed_variants():
 
 def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():
     """A nominal policy fails at one step of lag, so RAPP's lag interval is the nominal value alone; the suite's
-    lagging variants failed. Every other candidate still randomizes the lag, up to the failed variants' 3 steps."""
+    lagging variants failed. Every candidate still randomizes the lag, up to the failed variants' 3 steps."""
     task = load_task("so101_reach")
     rapp = {"parameters": [
         {"name": "actuator_kp", "nominal": 17.8, "interval": [1.0, 100.0], "interval_possible": [1.0, 100.0]},
@@ -81,6 +81,8 @@ def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():
         {"name": "joint_zero_offset", "nominal": 0.0, "interval": [0.0, 0.067], "interval_possible": [0.0, 0.067]},
         # A nominal policy shrugs off 0.05 rad of joint noise alone; a real arm's encoders are far finer.
         {"name": "joint_pos_noise", "nominal": 0.0, "interval": [0.0, 0.05], "interval_possible": [0.0, 0.2]},
+        # Succeeds at the model's armature and above; the grid's point below (0.0079) failed.
+        {"name": "joint_armature", "nominal": 0.028, "interval": [0.028, 0.5], "interval_possible": [0.028, 0.5]},
     ]}
     failed = {"variants": [{"name": "lag_2", "params": {"action_delay_steps": 2}, "success_rate": 0.05},
                            {"name": "half_kp_lag_3", "params": {"actuator_kp": 9.0, "action_delay_steps": 3},
@@ -89,18 +91,23 @@ def test_offline_proposals_reach_toward_failed_worlds_beyond_rapp():
                             "success_rate": 0.5}]}
     proposals = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, failed), 4)
     lags = [{p.name: (p.low, p.high) for p in c.ranges}.get("action_delay_steps") for c in proposals]
-    assert lags == [None, (0.0, 3.0), None, (0.0, 3.0)]  # every other candidate, whatever its width
+    assert lags == [(0.0, 3.0)] * 4  # every candidate, whatever its width
     offsets = [{p.name: (p.low, p.high) for p in c.ranges}["joint_zero_offset"] for c in proposals]
-    assert offsets[0] == pytest.approx((-0.067, 0.067))  # width 1: the measured side, mirrored
-    assert offsets[1] == pytest.approx((-0.1, 0.1))  # beyond RAPP: the failed variant's largest offset, both signs
-    assert offsets[2] == pytest.approx((-0.75 * 0.067, 0.75 * 0.067), rel=1e-3)
+    assert all(o == pytest.approx((-0.1, 0.1)) for o in offsets)  # the failed variant's largest offset, both signs
     noise = [{p.name: (p.low, p.high) for p in c.ranges}["joint_pos_noise"] for c in proposals]
     assert noise == [(0.0, 0.01), (0.0, 0.005), (0.0, 0.0075), (0.0, 0.003)]  # widths of 0.01 rad, not of 0.05
+    # The armature interval stops at the model's value: mirrored below it by the factor measured above it.
+    armature = [{p.name: (p.low, p.high) for p in c.ranges}["joint_armature"] for c in proposals]
+    assert armature[0] == pytest.approx((0.014, 0.056))
+    assert armature[1] == pytest.approx((0.021, 0.042))
+    assert all(low < 0.028 < high for low, high in armature)
     # Reach succeeds at any kp alone, but a world draws every parameter at once: a factor of 2 at most.
     kp = {p.name: (p.low, p.high) for p in proposals[0].ranges}["actuator_kp"]
     assert kp == pytest.approx((17.8 / 2, 17.8 * 2), rel=1e-3)
     without_failures = OfflineRandomizationProposer().propose(RandomizationContext(task, 0, rapp, None), 1)[0]
     assert "action_delay_steps" not in {p.name for p in without_failures.ranges}  # nothing asks for it
+    offsets = {p.name: (p.low, p.high) for p in without_failures.ranges}["joint_zero_offset"]
+    assert offsets == pytest.approx((-0.067, 0.067))  # the measured side, mirrored
 
 
 def test_later_iterations_keep_the_best_ranges_and_widen_what_still_fails():
