@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from robosmith.agent.compose import compose, stage_progress, stalled_stage
+from robosmith.agent.compose import compose, distance_threshold, stage_progress, stalled_stage
 from robosmith.agent.proposers import COMPOSED_ORIGIN, OfflineProposer, ProposalContext
 from robosmith.errors import ConfigError
 from robosmith.execution.smoke import sample_states, smoke_test
@@ -65,13 +65,28 @@ def test_composed_rewards_never_read_the_reference_and_pass_the_judge(name):
     assert len({p.code for p in proposals}) == 3 and all(p.origin == COMPOSED_ORIGIN for p in proposals)
     assert all(p.code != task.reference_reward_body() for p in proposals)
     stages = {g["stage"] for g in proposals[0].genome if g["stage"]}
-    expected = {"so101_reach": {"approach", "success"}, "so101_lift": {"reach", "grasp", "lift", "success"},
+    expected = {"so101_reach": {"approach", "precision"}, "so101_lift": {"reach", "grasp", "lift", "success"},
                 "so101_pick_place": {"reach", "grasp", "lift", "carry", "success"}}[name]
     assert stages == expected
     # The smoke run's judge (the confined subprocess runs the same judge: one of those is enough, above).
     stats = evaluate_in_process(proposals[0].code, sample_states(task, num_envs=16), [1, 16])
     assert stats["ok"], stats["reason"]
     assert set(stats["components"]) == {g["name"] for g in proposals[0].genome if g["enabled"]}
+
+
+def test_a_distance_tolerance_is_paid_by_a_kernel_as_wide_as_it_not_a_success_bonus():
+    reach = load_task("so101_reach")
+    assert distance_threshold(reach.success) == ("s.ee_pos", "s.goal_pos", 0.02)
+    # A compound or height condition is no distance under a tolerance: those tasks close on the success term.
+    assert distance_threshold(load_task("so101_pick_place").success) is None
+    assert distance_threshold(load_task("so101_lift").success) is None
+    for tolerance in (0.02, 0.05):
+        task = dataclasses.replace(reach, success=f"torch.norm(s.ee_pos - s.goal_pos, dim=-1) < {tolerance}")
+        for seed in range(5):
+            genes = {g["name"]: g for g in compose(task, np.random.default_rng(seed))}
+            assert "success" not in genes and genes["precision"]["template"] == "distance_tanh"
+            assert tolerance / 2 <= genes["precision"]["params"]["std"] <= tolerance
+            assert genes["precision"]["weight"] >= genes["approach"]["weight"]  # the last stage pays the most
 
 
 def test_a_stalled_stage_gets_a_bridged_and_gated_proposal():
