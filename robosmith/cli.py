@@ -237,7 +237,7 @@ def robustness(
         finally:
             policy.close()
         result.update(task=spec.name, policy=str(folder), variants_file=str(variants_file))
-        write_result(folder, result)
+        write_result(folder, result, None if variants else suite)
         results.append(result)
         if not as_json:
             typer.echo(f"{folder} on {spec.name} ({variants_file.name}, {episodes} episodes per variant):")

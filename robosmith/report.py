@@ -191,14 +191,14 @@ def _randomization_section(run_dir: Path, summary: dict | None) -> list[str]:
            "Candidates train the best reward under their ranges; selection is by the worst variant of the "
            "default suite, then the mean.</p>",
            '<div class="cand"><h3>Without randomization (the best reward\'s policy)</h3>'
-           f"{_robustness_table(json.loads(robustness.read_text()))}</div>"]
+           f"{_robustness_table(TrainingRun(prior).read_robustness('default'))}</div>"]
     for cand_dir in sorted(run_dir.glob("dr_*/cand_*")):
         cand = CandidateFolder(cand_dir)
         record = json.loads(cand.record.read_text()) if cand.record.is_file() else {}
         status = record.get("status", "training" if cand.metrics.is_file() else "pending")
         cls = "ok" if status == "ok" else "bad"
         ranges = _ranges_table(record["ranges"]) if record.get("ranges") else ""
-        table = _robustness_table(json.loads(cand.robustness.read_text())) if cand.robustness.is_file() else ""
+        table = _robustness_table(cand.read_robustness("default")) if cand.robustness.is_file() else ""
         out.append(f'<div class="cand"><h3>Candidate {html.escape(record.get("id", cand_dir.parent.name))} '
                    f'<span class="{cls}">{status}</span></h3><div>{html.escape(record.get("origin", ""))}</div>'
                    f'<div>{html.escape(record.get("why") or record.get("reason") or "")}</div>'

@@ -53,6 +53,16 @@ class TrainingRun(_Folder):
     rapp = _File("rapp.json")  # success per value of each parameter alone (`robosmith rapp`)
     rapp_plot = _File("rapp.png")
 
+    def suite_robustness(self, suite: str) -> Path:
+        """robustness.<suite>.json: a shipped suite's result, kept when another suite is evaluated after it (the
+        loop selects on the default suite's; the test suite's, evaluated later, would overwrite robustness.json)."""
+        return self.path / f"robustness.{suite}.json"
+
+    def read_robustness(self, suite: str) -> dict:
+        """A shipped suite's result: its own file, else robustness.json (runs from before the split)."""
+        own = self.suite_robustness(suite)
+        return json.loads((own if own.is_file() else self.robustness).read_text())
+
 
 class CandidateFolder(TrainingRun):
     """One reward candidate of the agent loop: `iter_NN/cand_K/` of an agent run."""

@@ -153,6 +153,7 @@ def check_phase(run, final, candidates=2):
         assert set(first["randomization"]) == {p["name"] for p in config["randomization"]}
         robustness = json.loads((folder / "robustness.json").read_text())
         assert [v["name"] for v in robustness["variants"]] == names
+        assert json.loads((folder / "robustness.default.json").read_text()) == robustness
         assert json.loads((folder / "record.json").read_text())["why"]
     summary = json.loads((run / "summary.json").read_text())["randomization"]
     assert summary["candidates_tried"] == candidates and summary["without_randomization"]["policy"] == "iter_00/cand_0"

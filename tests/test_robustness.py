@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from robosmith.cli import app
 from robosmith.robot.ik import solve_ik
 from robosmith.robot.params import PARAMS, ParamError
+from robosmith.runs import TrainingRun
 from robosmith.sim.scene import compile_scene
 from robosmith.sim2real.rapp import rapp
 from robosmith.sim2real.robustness import SUITES_DIR, evaluate_variants, load_variants, suite_path
@@ -90,6 +91,18 @@ def test_cli_robustness_writes_json_and_heat_map(tmp_path):
                                       "--no-progress"])
     lines = result.output.splitlines()
     assert lines[2].startswith("nominal") and lines[3].startswith("lag_2")  # nominal first in the table
+    # The shipped suites keep a file each: evaluating the test suite after the default one (as after a loop's
+    # selection) leaves the default suite's result where the loop and its report read it.
+    task = load_task("so101_reach")
+    for suite in ("default", "test"):
+        result = CliRunner().invoke(app, ["robustness", str(run), "--suite", suite, "--episodes", "2", "--json",
+                                          "--no-progress"])
+        assert result.exit_code == 0, result.output
+    names = {suite: [v.name for v in load_variants(suite_path(task, suite))] for suite in ("default", "test")}
+    assert names["default"] != names["test"]
+    assert [v["name"] for v in json.loads((run / "robustness.json").read_text())["variants"]] == names["test"]
+    assert [v["name"] for v in TrainingRun(run).read_robustness("default")["variants"]] == names["default"]
+    assert [v["name"] for v in TrainingRun(run).read_robustness("test")["variants"]] == names["test"]
 
 
 @pytest.mark.parametrize("text, message", [

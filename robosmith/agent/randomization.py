@@ -246,8 +246,8 @@ class RandomizationPhase:
         result = _read_json(CandidateFolder(folder).result)
         if result["status"] != "ok":
             return {"phase": "randomization", "dr_stop_reason": f"the prior failed: {result.get('reason', '')}"}
-        prior = {"rapp": _read_json(TrainingRun(folder).rapp), "robustness": _read_json(TrainingRun(folder).robustness),
-                 "policy": state["best"]["dir"]}
+        prior = {"rapp": _read_json(TrainingRun(folder).rapp),
+                 "robustness": TrainingRun(folder).read_robustness("default"), "policy": state["best"]["dir"]}
         write_json(folder / "prior.json", {k: prior[k] for k in ("policy",)} | {
             "robustness_worst": min(v["success_rate"] for v in prior["robustness"]["variants"])})
         return {"phase": "randomization", "dr_prior": prior, "dr_iteration": 0, "dr_history": [], "dr_best": None,
@@ -339,7 +339,7 @@ class RandomizationPhase:
                 if c["status"] == "ok" and "robustness_worst" not in c:
                     c.update(status="crashed", reason="no robustness result")
                 if folder.robustness.is_file():
-                    c["robustness"] = _read_json(folder.robustness)
+                    c["robustness"] = folder.read_robustness("default")
             out.append(c)
         return {"dr_candidates": out}
 
@@ -392,7 +392,7 @@ class RandomizationPhase:
         if action == "approve":
             chosen = next(r for r in records if r["id"] == decision["candidate"])
             folder = CandidateFolder(self.loop.run_dir / chosen["dir"])
-            best = self.best_entry({**chosen, "robustness": _read_json(folder.robustness)})
+            best = self.best_entry({**chosen, "robustness": folder.read_robustness("default")})
             history = [{**r, "kept": r["id"] == chosen["id"],
                         "why": "approved by the reviewer" if r["id"] == chosen["id"] else r["why"].replace("kept",
                                                                                                             "was")}

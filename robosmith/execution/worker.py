@@ -116,7 +116,7 @@ def robustness_of(folder: Path, task, variants: list[dict], episodes: int, threa
     torch.set_num_threads(threads)
     result = evaluate_variants(RLPolicy(folder, task), task, variants_from(variants), folder, episodes, progress=False)
     result["policy"] = folder.name
-    write_result(folder, result)
+    write_result(folder, result, "default")
     return robustness_scores(result)
 
 
@@ -138,7 +138,7 @@ def run_prior(folder: Path, job: dict) -> dict:
         robust = evaluate_variants(policy, task, variants_from(job["variants"]), folder, job["eval_episodes"],
                                    progress=False)
         robust["policy"] = job["policy"]
-        write_result(folder, robust)
+        write_result(folder, robust, "default")
         plot_heatmap([("without randomization", robust)], run.robustness_plot)
     except Exception as e:  # noqa: BLE001 - recorded for the loop, which stops the phase with the reason
         result.update(status="crashed", reason=sanitize(f"{type(e).__name__}: {e}".splitlines()[0][:400], 400))

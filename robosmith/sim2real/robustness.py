@@ -143,9 +143,12 @@ def plot_heatmap(columns: list[tuple[str, dict]], path: Path) -> Path:
     return path
 
 
-def write_result(folder: Path, result: dict) -> Path:
+def write_result(folder: Path, result: dict, suite: str | None = None) -> Path:
+    """robustness.json, the last result; with a shipped `suite`, robustness.<suite>.json too."""
     path = TrainingRun(folder).robustness
     write_json(path, result)
+    if suite is not None:
+        write_json(TrainingRun(folder).suite_robustness(suite), result)
     return path
 
 
