@@ -120,6 +120,68 @@ class LLMRandomizationProposer:
         return out
 
 
+def plausible_interval(p: dict, hand_written: dict[str, list[float]]) -> list[float] | None:
+    """Where a real arm's value of RAPP's parameter `p` plausibly lies: RAPP's measured interval, bounded by
+    `PLAUSIBLE_FACTOR` (or `REAL_ARM_LIMIT`) and holding the model's value; the task's own range where RAPP
+    bounds nothing; None where neither says anything."""
+    # The measured interval, not the possible one: with RAPP's few episodes per value the possible interval holds
+    # a world where 15 of 20 succeed (11 degrees of joint noise on reach).
+    entry, nominal = PARAMS[p["name"]], p["nominal"]
+    interval = p["interval"] or p["interval_possible"]
+    if interval and nominal > 0 and not entry.integer:  # RAPP varies one at a time; a world varies all at once
+        interval = [max(interval[0], nominal / PLAUSIBLE_FACTOR), min(interval[1], nominal * PLAUSIBLE_FACTOR)]
+        # An interval that stops at the model's value says only that the grid's next point failed (reach's
+        # armature: 0.028 held, 0.0079 failed); a real arm's value lies on either side of a fitted model's, so the
+        # measured side is mirrored, by the same factor. Armature 0.021-0.042 kept 71% in the test suite's worst
+        # variant where 0.028-0.042 kept 57% (reach, 5 min, seed 1).
+        if interval[0] >= nominal or interval[1] <= nominal:
+            factor = max(interval[1] / nominal, nominal / interval[0])
+            interval = [nominal / factor, nominal * factor]
+    if interval and p["name"] in REAL_ARM_LIMIT:
+        limit = REAL_ARM_LIMIT[p["name"]]
+        interval = [max(interval[0], -limit), min(interval[1], limit)]
+    interval = interval or hand_written.get(p["name"])
+    # A signed error (calibration offsets) may have either sign on a real arm, whichever side the grid happened to
+    # fail on first (reach: 55% at -0.067 rad, 85% at +0.067): its interval is mirrored.
+    if interval and is_signed(p):
+        interval = [-max(-interval[0], interval[1]), max(-interval[0], interval[1])]
+    return interval
+
+
+def is_signed(p: dict) -> bool:
+    """An error of either sign around zero (calibration offsets), not a magnitude."""
+    entry = PARAMS[p["name"]]
+    return p["nominal"] == 0 and entry.low == -entry.high
+
+
+def offline_range(p: dict, interval: list[float], width: float, failed: list[dict],
+                  previous: list[float] | None) -> tuple[float, float] | None:
+    """One candidate's range of RAPP's parameter `p`: `width` of the plausible `interval` on either side of the
+    model's value, widened to the values of the `failed` variants and to the `previous` best range; None where
+    nothing is left to vary."""
+    entry, nominal, signed = PARAMS[p["name"]], p["nominal"], is_signed(p)
+    low = nominal - width * (nominal - interval[0])
+    high = nominal + width * (interval[1] - nominal)
+    for v in failed:  # cover the worlds that broke the last policy
+        if p["name"] in v["params"]:
+            values = np.asarray(v["params"][p["name"]], dtype=float)
+            value = float(np.abs(values).max() if signed else values.mean())
+            # RAPP measured this policy, trained without the world; one trained in it may cope (lag is the case: a
+            # real arm lags ~3 steps, a nominal policy fails at 1). The whole value: the loop's reach candidate
+            # with lag 0-2 kept 19% at 3 steps, with 0-3 84% and 48% (seeds 1 and 2; README, Results). Every
+            # candidate covers it: one left inside RAPP's lag interval kept 0-1% in every lagging variant at both
+            # seeds, so selection never took it.
+            low, high = min(low, -value if signed else value), max(high, value)
+    if previous:
+        low, high = min(low, previous[0]), max(high, previous[1])
+    low, high = max(low, entry.low), min(high, entry.high)
+    if entry.integer:
+        low, high = math.floor(low), math.ceil(high)
+    if high - low <= 1e-9 * max(1.0, abs(nominal)):
+        return None
+    return float(f"{low:.4g}"), float(f"{high:.4g}")
+
+
 class OfflineRandomizationProposer:
     """Ranges from the numbers alone. Each parameter gets a fraction of its measured RAPP interval around the task's
     value (one fraction per candidate: the width is what is searched), widened to cover the value of every variant
@@ -133,6 +195,7 @@ class OfflineRandomizationProposer:
         failed = [v for v in (ctx.robustness or {}).get("variants", []) if v["success_rate"] < target]
         hand_written = {p.name: [p.low, p.high] for p in ctx.task.domain_randomization}
         log_uniform = {p.name for p in ctx.task.domain_randomization if p.distribution == "log_uniform"}
+        previous = {r["name"]: r["bounds"] for r in ctx.best["ranges"]} if ctx.best else {}
         out = []
         for i in range(k):
             # Later iterations keep the widths: they add the most robust ranges so far and the worlds that still
@@ -141,55 +204,12 @@ class OfflineRandomizationProposer:
             width = WIDTHS[i % len(WIDTHS)]
             ranges = []
             for p in ctx.rapp["parameters"]:
-                # The measured interval, not the possible one: with RAPP's few episodes per value the possible
-                # interval holds a world where 15 of 20 succeed (11 degrees of joint noise on reach).
-                entry, nominal = PARAMS[p["name"]], p["nominal"]
-                interval = p["interval"] or p["interval_possible"]
-                if interval and nominal > 0 and not entry.integer:  # RAPP varies one at a time; a world all at once
-                    interval = [max(interval[0], nominal / PLAUSIBLE_FACTOR),
-                                min(interval[1], nominal * PLAUSIBLE_FACTOR)]
-                    # An interval that stops at the model's value says only that the grid's next point failed
-                    # (reach's armature: 0.028 held, 0.0079 failed); a real arm's value lies on either side of a
-                    # fitted model's, so the measured side is mirrored, by the same factor. Armature 0.021-0.042
-                    # kept 71% in the test suite's worst variant where 0.028-0.042 kept 57% (reach, 5 min, seed 1).
-                    if interval[0] >= nominal or interval[1] <= nominal:
-                        factor = max(interval[1] / nominal, nominal / interval[0])
-                        interval = [nominal / factor, nominal * factor]
-                if interval and p["name"] in REAL_ARM_LIMIT:
-                    limit = REAL_ARM_LIMIT[p["name"]]
-                    interval = [max(interval[0], -limit), min(interval[1], limit)]
-                # Where the policy never succeeds RAPP bounds nothing: the task's own range stands in.
-                interval = interval or hand_written.get(p["name"])
-                if interval is None:
+                interval = plausible_interval(p, hand_written)
+                bounds = interval and offline_range(p, interval, width, failed, previous.get(p["name"]))
+                if not bounds:
                     continue
-                # A signed error (calibration offsets) may have either sign on a real arm, whichever side the grid
-                # happened to fail on first (reach: 55% at -0.067 rad, 85% at +0.067): its ranges are mirrored.
-                signed = nominal == 0 and entry.low == -entry.high
-                if signed:
-                    interval = [-max(-interval[0], interval[1]), max(-interval[0], interval[1])]
-                low = nominal - width * (nominal - interval[0])
-                high = nominal + width * (interval[1] - nominal)
-                for v in failed:  # cover the worlds that broke the last policy
-                    if p["name"] in v["params"]:
-                        values = np.asarray(v["params"][p["name"]], dtype=float)
-                        value = float(np.abs(values).max() if signed else values.mean())
-                        # RAPP measured this policy, trained without the world; one trained in it may cope (lag
-                        # is the case: a real arm lags ~3 steps, a nominal policy fails at 1). The whole value:
-                        # the loop's reach candidate with lag 0-2 kept 19% at 3 steps, with 0-3 84% and 48% (seeds 1
-                        # and 2; README, Results). Every candidate covers it: one left inside RAPP's lag interval
-                        # kept 0-1% in every lagging variant at both seeds, so selection never took it.
-                        low, high = min(low, -value if signed else value), max(high, value)
-                if ctx.best:
-                    previous = {r["name"]: r["bounds"] for r in ctx.best["ranges"]}.get(p["name"])
-                    if previous:
-                        low, high = min(low, previous[0]), max(high, previous[1])
-                low, high = max(low, entry.low), min(high, entry.high)
-                if entry.integer:
-                    low, high = math.floor(low), math.ceil(high)
-                if high - low <= 1e-9 * max(1.0, abs(nominal)):
-                    continue  # nothing to vary
-                low, high = float(f"{low:.4g}"), float(f"{high:.4g}")
-                ranges.append({"name": p["name"], "nominal": min(max(nominal, low), high), "bounds": [low, high]})
+                low, high = bounds
+                ranges.append({"name": p["name"], "nominal": min(max(p["nominal"], low), high), "bounds": [low, high]})
                 if p["name"] in log_uniform and low > 0:  # drawn as the task draws it
                     ranges[-1]["distribution"] = "log_uniform"
             origin = f"offline: {width:.2f} of the RAPP intervals"
