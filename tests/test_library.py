@@ -80,6 +80,7 @@ def test_a_distance_tolerance_is_paid_by_a_kernel_as_wide_as_it_not_a_success_bo
     # A compound or height condition is no distance under a tolerance: those tasks close on the success term.
     assert distance_threshold(load_task("so101_pick_place").success) is None
     assert distance_threshold(load_task("so101_lift").success) is None
+    assert distance_threshold("torch.norm(s.ee_pos - s.goal_pos, dim=-1) < 0.02-0.01") is None  # no number
     for tolerance in (0.02, 0.05):
         task = dataclasses.replace(reach, success=f"torch.norm(s.ee_pos - s.goal_pos, dim=-1) < {tolerance}")
         for seed in range(5):

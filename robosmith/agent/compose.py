@@ -96,7 +96,7 @@ def stage_plan(task: TaskSpec) -> list[dict]:
 
 def distance_threshold(success: str) -> tuple[str, str, float] | None:
     """(a, b, tolerance) of a success condition that is exactly `torch.norm(a - b, dim=-1) < tolerance`."""
-    m = re.fullmatch(r"\s*torch\.norm\((s\.\w+) - (s\.\w+), dim=-1\) < ([0-9.eE+-]+)\s*", success)
+    m = re.fullmatch(r"\s*torch\.norm\((s\.\w+) - (s\.\w+), dim=-1\) < (\d*\.?\d+(?:[eE][+-]?\d+)?)\s*", success)
     return (m.group(1), m.group(2), float(m.group(3))) if m else None
 
 
@@ -111,7 +111,7 @@ def compose(task: TaskSpec, rng: np.random.Generator) -> list[dict]:
         if stage["kind"] == "success":
             genome.append(_gene("task_success", "success", weight, {"success": task.success}, stage="success"))
         elif "kernel" in stage:  # a precision stage: its width is the tolerance's, drawn around it
-            params = {"std": float(np.clip(stage["std"] * rng.uniform(0.5, 1.0), 0.01, 0.3))}
+            params = {"std": stage["std"] * float(rng.uniform(0.5, 1.0))}  # the template keeps it in its range
             genome.append(_gene(stage["kernel"], stage["stage"], weight, stage["slots"], params, gate, stage["stage"]))
         elif stage["kind"] == "distance":
             kernel = str(rng.choice(DISTANCE_KERNELS))
